@@ -1,0 +1,2 @@
+//! teams-connector library.
+pub mod emulator;
