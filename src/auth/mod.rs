@@ -1,0 +1,167 @@
+//! Signing in to the Microsoft identity platform as the technical user.
+//!
+//! [`TokenSource`] hands out access tokens: cached in memory, refreshed ahead of expiry
+//! once for all concurrent callers (a tokio `Mutex` held across the refresh is the single
+//! flight), and every rotated refresh token is written to the state store and flushed
+//! before the access token that came with it is used. Token-endpoint errors become exit 77
+//! (a person must act) or 69 (the endpoint is down), with the AADSTS code in the message.
+
+mod endpoint;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::config::{Config, Flow};
+use crate::exit::{Fatal, Result};
+use crate::http::Counters;
+use crate::secret::Secret;
+use crate::shutdown::Shutdown;
+use crate::state::Store;
+
+pub use endpoint::{Grant, TokenResponse};
+
+/// Refresh this long before the access token expires.
+const REFRESH_AHEAD: Duration = Duration::from_secs(120);
+
+struct Cached {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+pub struct TokenSource {
+    endpoint: endpoint::Endpoint,
+    flow: Flow,
+    username: Option<String>,
+    password: Option<Secret>,
+    seed: Option<Secret>,
+    store: Arc<Store>,
+    cache: Mutex<Option<Cached>>,
+}
+
+impl TokenSource {
+    pub fn new(
+        config: &Config,
+        http: reqwest::Client,
+        store: Arc<Store>,
+        counters: Arc<Counters>,
+        shutdown: Shutdown,
+    ) -> Result<TokenSource> {
+        let url = token_url(&config.login_url, &config.tenant_id)?;
+        if config.flow == Flow::Password && config.secrets.password.is_none() {
+            return Err(Fatal::config(
+                "[auth] flow = \"password\" needs TEAMS_CONNECTOR_PASSWORD or TEAMS_CONNECTOR_PASSWORD_FILE",
+            ));
+        }
+        if config.flow == Flow::ClientCredentials && config.secrets.client_secret.is_none() {
+            return Err(Fatal::config(
+                "[auth] flow = \"client_credentials\" needs TEAMS_CONNECTOR_CLIENT_SECRET or TEAMS_CONNECTOR_CLIENT_SECRET_FILE",
+            ));
+        }
+        Ok(TokenSource {
+            endpoint: endpoint::Endpoint {
+                http,
+                url,
+                client_id: config.client_id.clone(),
+                client_secret: config.secrets.client_secret.clone(),
+                scope: config.scopes.join(" "),
+                max_retries: config.limits.max_retries,
+                counters,
+                shutdown,
+            },
+            flow: config.flow,
+            username: config.username.clone(),
+            password: config.secrets.password.clone(),
+            seed: config.secrets.refresh_token.clone(),
+            store,
+            cache: Mutex::new(None),
+        })
+    }
+
+    /// A valid access token, refreshed when it is about to expire.
+    pub async fn access_token(&self) -> Result<Secret> {
+        let mut cache = self.cache.lock().await;
+        if let Some(c) = cache.as_ref() {
+            if Instant::now() < c.refresh_at {
+                return Ok(c.token.clone());
+            }
+        }
+        let response = self.acquire().await?;
+        let lifetime = Duration::from_secs(response.expires_in.unwrap_or(3599));
+        let token = Secret::new(response.access_token);
+        *cache = Some(Cached {
+            token: token.clone(),
+            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_AHEAD.min(lifetime / 2)),
+        });
+        Ok(token)
+    }
+
+    /// Forgets `stale` after Graph answered 401 to it, so the next call refreshes. A token
+    /// another task already replaced is left alone (one refresh per 401 wave).
+    pub async fn invalidate(&self, stale: &Secret) {
+        let mut cache = self.cache.lock().await;
+        if cache.as_ref().is_some_and(|c| &c.token == stale) {
+            *cache = None;
+        }
+    }
+
+    async fn acquire(&self) -> Result<TokenResponse> {
+        match self.flow {
+            Flow::RefreshToken => self.refresh().await,
+            Flow::Password => {
+                let grant = Grant::Password {
+                    username: self.username.clone().unwrap_or_default(),
+                    password: self.password.clone().unwrap_or_else(|| Secret::new("")),
+                };
+                let r = self.endpoint.request(&grant).await?;
+                self.save_rotated(&r, None)?;
+                Ok(r)
+            }
+            Flow::ClientCredentials => self.endpoint.request(&Grant::ClientCredentials).await,
+        }
+    }
+
+    /// The refresh-token grant: the stored chain, unless the admin seeded a new token.
+    async fn refresh(&self) -> Result<TokenResponse> {
+        let seed_fp = self.seed.as_ref().map(fingerprint);
+        let stored = self.store.refresh_token()?;
+        let token = match (stored, &self.seed) {
+            // The stored chain is newer than the seed it grew from; a different seed is new.
+            (Some(s), None) => s.token,
+            (Some(s), Some(_)) if s.seed == seed_fp => s.token,
+            (_, Some(seed)) => seed.clone(),
+            (None, None) => {
+                return Err(Fatal::auth(
+                    "no refresh token: run `teams-connector login`, or seed one with TEAMS_CONNECTOR_REFRESH_TOKEN(_FILE)",
+                ))
+            }
+        };
+        let response = self.endpoint.request(&Grant::RefreshToken(token)).await?;
+        self.save_rotated(&response, seed_fp.as_deref())?;
+        Ok(response)
+    }
+
+    fn save_rotated(&self, response: &TokenResponse, seed_fp: Option<&str>) -> Result<()> {
+        if let Some(rt) = &response.refresh_token {
+            self.store.set_refresh_token(&Secret::new(rt.clone()), seed_fp)?;
+        }
+        Ok(())
+    }
+}
+
+/// `{login}/{tenant}/oauth2/v2.0/token`.
+pub fn token_url(login: &Url, tenant: &str) -> Result<Url> {
+    let base = login.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}/{tenant}/oauth2/v2.0/token"))
+        .map_err(|e| Fatal::config(format!("[microsoft] tenant_id {tenant:?} does not form a token URL: {e}")))
+}
+
+/// A short, one-way fingerprint of a seed token: lets the store tell "same seed as the
+/// chain started from" without keeping the seed.
+pub fn fingerprint(s: &Secret) -> String {
+    let digest = Sha256::digest(s.expose().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,144 @@
+//! Command-line definitions (clap). Flags say *how* to run; `connector.toml` says *what*.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "teams-connector",
+    version,
+    about = "Forwards Microsoft Teams channel messages to an expertise-ingest endpoint.",
+    long_about = "Signs in to Microsoft Graph as a delegated technical user, crawls the channel messages that are new since the last run (a delta cursor per channel) and forwards author, mentions, date and text to the ingest endpoint. Keeps no message data.\n\nExit codes: 0 ok, 3 partial, 64 usage, 69 unavailable, 70 internal, 74 state dir, 75 temporary (lock held, time budget), 77 sign-in needs a person, 78 bad config, 130/143 interrupted."
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, global = true, env = "TEAMS_CONNECTOR_CONFIG", default_value = "connector.toml")]
+    pub config: PathBuf,
+    /// Log format; default: text on a terminal, json otherwise.
+    #[arg(long, global = true, value_enum, env = "TEAMS_CONNECTOR_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings, errors and the run summary.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The scheduled job: incremental crawl from the stored cursors.
+    Run(RunArgs),
+    /// One-off historical crawl of a date range (not in this version).
+    Backfill(BackfillArgs),
+    /// Interactive device-code sign-in of the technical user (not in this version).
+    Login,
+    /// Delete the stored refresh token.
+    Logout,
+    /// Per-channel sync state, token and last run.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget cursors so the next run starts over.
+    Reset(ResetArgs),
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Online checks (not in this version).
+    Doctor,
+    /// Serve a generated tenant (Graph + identity) and an ingest sink in the foreground.
+    Emulator(EmulatorArgs),
+    /// The whole pipeline against an in-process emulator and sink: no tenant, no config.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config offline and print it with secrets redacted.
+    Check,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// Write documents to stdout as NDJSON; POST nothing, move no cursor.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only this team (id or display name); repeatable; replaces [crawl] teams.
+    #[arg(long = "team", value_name = "ID_OR_NAME")]
+    pub teams: Vec<String>,
+    /// Cover the teams of shard I of N (stable hash of the team id).
+    #[arg(long, value_name = "I/N", env = "TEAMS_CONNECTOR_SHARD")]
+    pub shard: Option<String>,
+    /// Stop starting new pages after this long (e.g. 45m), keep progress, exit 75.
+    #[arg(long, value_name = "DURATION")]
+    pub max_duration: Option<String>,
+    /// Also write a Prometheus textfile here (not in this version).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    #[arg(long)]
+    pub since: String,
+    #[arg(long)]
+    pub until: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Only this team id.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Only this channel id.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Every channel.
+    #[arg(long)]
+    pub all: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Port for Graph and the identity platform (127.0.0.1).
+    #[arg(long, default_value_t = 8700)]
+    pub port: u16,
+    /// Port for the ingest sink; default: port + 1.
+    #[arg(long)]
+    pub sink_port: Option<u16>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 3)]
+    pub teams: usize,
+    #[arg(long, default_value_t = 2)]
+    pub channels: usize,
+    /// Root messages per channel.
+    #[arg(long, default_value_t = 20)]
+    pub messages: usize,
+    /// Most replies per root.
+    #[arg(long, default_value_t = 3)]
+    pub replies: usize,
+    #[arg(long, default_value_t = 20)]
+    pub users: usize,
+    /// Bearer token the sink requires.
+    #[arg(long, default_value = "emulator-ingest-token")]
+    pub ingest_token: String,
+}

@@ -1,0 +1,117 @@
+//! A typed Microsoft Graph client: the models the crawl reads ([`models`]), the endpoint
+//! URLs it calls, and [`Graph::get`] which adds auth, limits, retries and error mapping.
+
+mod client;
+pub mod models;
+
+pub use client::{Graph, GraphError};
+
+use url::Url;
+
+/// Graph's page-size ceiling for channel messages (list and delta).
+pub const MESSAGE_PAGE: u32 = 50;
+
+/// Builds the endpoint URLs under `{graph_url}/v1.0/`.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    base: Url,
+}
+
+impl Endpoints {
+    pub fn new(graph_url: &Url) -> Self {
+        let mut base = graph_url.clone();
+        let path = format!("{}/v1.0/", base.path().trim_end_matches('/'));
+        base.set_path(&path);
+        Endpoints { base }
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let mut url = self.base.join(path).unwrap_or_else(|_| self.base.clone());
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url.into()
+    }
+
+    pub fn users(&self) -> String {
+        self.url("users", &[("$select", "id,mail,userPrincipalName"), ("$top", "999")])
+    }
+
+    pub fn me(&self) -> String {
+        self.url("me", &[])
+    }
+
+    pub fn joined_teams(&self) -> String {
+        self.url("me/joinedTeams", &[])
+    }
+
+    pub fn team(&self, team: &str) -> String {
+        self.url(&format!("teams/{}", segment(team)), &[("$select", "id,displayName,visibility,isArchived")])
+    }
+
+    pub fn channels(&self, team: &str) -> String {
+        self.url(
+            &format!("teams/{}/channels", segment(team)),
+            &[("$select", "id,displayName,membershipType")],
+        )
+    }
+
+    /// The first delta request of a channel: root posts modified after `since`, replies
+    /// expanded, full pages.
+    pub fn delta(&self, team: &str, channel: &str, since: &str, replies: bool) -> String {
+        let top = MESSAGE_PAGE.to_string();
+        let filter = format!("lastModifiedDateTime gt {since}");
+        let mut q = vec![("$top", top.as_str()), ("$filter", filter.as_str())];
+        if replies {
+            q.push(("$expand", "replies"));
+        }
+        self.url(
+            &format!("teams/{}/channels/{}/messages/delta", segment(team), segment(channel)),
+            &q,
+        )
+    }
+
+    /// True when `link` points at the configured Graph host: continuation links elsewhere
+    /// are refused, so a tampered response cannot send our token to another host.
+    pub fn owns(&self, link: &str) -> bool {
+        match Url::parse(link) {
+            Ok(u) => {
+                u.scheme() == self.base.scheme()
+                    && u.host_str() == self.base.host_str()
+                    && u.port_or_known_default() == self.base.port_or_known_default()
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// A path segment with the characters ids contain (`19:…@thread.tacv2`) left readable and
+/// the rest escaped.
+fn segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes())
+        .collect::<String>()
+        .replace("%3A", ":")
+        .replace("%40", "@")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_url_carries_top_filter_and_expand() {
+        let e = Endpoints::new(&Url::parse("https://graph.microsoft.com").unwrap());
+        let u = e.delta("t1", "19:abc@thread.tacv2", "2024-01-01T00:00:00.000Z", true);
+        assert!(u.starts_with("https://graph.microsoft.com/v1.0/teams/t1/channels/19:abc@thread.tacv2/messages/delta?"), "{u}");
+        assert!(u.contains("%24top=50") && u.contains("%24expand=replies") && u.contains("lastModifiedDateTime+gt+2024"), "{u}");
+    }
+
+    #[test]
+    fn refuses_links_to_other_hosts() {
+        let e = Endpoints::new(&Url::parse("http://127.0.0.1:8080").unwrap());
+        assert!(e.owns("http://127.0.0.1:8080/v1.0/users?$skiptoken=x"));
+        assert!(!e.owns("http://127.0.0.1:9090/v1.0/users"));
+        assert!(!e.owns("https://evil.example/v1.0/users"));
+        assert!(!e.owns("not a url"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The Graph resources the crawl reads, with only the fields it uses.
+//!
+//! Everything optional is `Option` or defaulted: real bodies leave fields out
+//! (`joined-teams-v1.0-2021.json` has only `id`) or null them (`from` on system events,
+//! `body.content` on deleted messages). Unknown fields are ignored; unknown enum values
+//! stay strings, so `unknownFutureValue` is skipped, not a parse error.
+
+use serde::Deserialize;
+
+/// One page of a collection: `value` plus the continuation links.
+#[derive(Debug, Deserialize)]
+pub struct Page<T> {
+    pub value: Vec<T>,
+    #[serde(rename = "@odata.nextLink")]
+    pub next_link: Option<String>,
+    #[serde(rename = "@odata.deltaLink")]
+    pub delta_link: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub mail: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Team {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub visibility: Option<String>,
+    pub is_archived: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Channel {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub membership_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage {
+    pub id: String,
+    pub reply_to_id: Option<String>,
+    pub message_type: Option<String>,
+    pub created_date_time: Option<String>,
+    pub last_modified_date_time: Option<String>,
+    pub deleted_date_time: Option<String>,
+    pub from: Option<From>,
+    pub body: Option<Body>,
+    #[serde(default)]
+    pub mentions: Vec<Mention>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    #[serde(default)]
+    pub replies: Vec<ChatMessage>,
+    #[serde(rename = "replies@odata.nextLink")]
+    pub replies_next_link: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct From {
+    pub user: Option<Identity>,
+    pub application: Option<Identity>,
+    pub device: Option<Identity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub id: Option<String>,
+    pub user_identity_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Body {
+    pub content_type: Option<String>,
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Mention {
+    pub mentioned: Option<Mentioned>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Mentioned {
+    pub user: Option<Identity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    pub content_type: Option<String>,
+    pub content: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Graph's error envelope: `{"error": {"code", "message", "innerError": {"code"}}}`.
+#[derive(Debug, Deserialize, Default)]
+pub struct ErrorEnvelope {
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+    pub inner_error: Option<InnerError>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct InnerError {
+    pub code: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/fixtures/graph/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn parses_every_real_message_page() {
+        for name in [
+            "channel-messages-delta-page1-nextlink.json",
+            "channel-messages-delta-page2-nextlink.json",
+            "channel-messages-delta-page3-final-deltalink.json",
+            "channel-messages-delta-incremental-deltalink.json",
+            "channel-messages-list-page-nextlink.json",
+            "channel-messages-list-page-with-system-event.json",
+            "channel-messages-list-expand-replies.json",
+            "channel-messages-list-beta-with-deleted-message.json",
+            "channel-message-replies-list.json",
+        ] {
+            let page: Page<ChatMessage> = serde_json::from_str(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!page.value.is_empty(), "{name}");
+        }
+        let last: Page<ChatMessage> = serde_json::from_str(&fixture("channel-messages-delta-page3-final-deltalink.json")).unwrap();
+        assert!(last.delta_link.unwrap().contains("$deltatoken="));
+    }
+
+    #[test]
+    fn parses_directory_and_team_pages() {
+        let users: Page<User> = serde_json::from_str(&fixture("users-list-page.json")).unwrap();
+        assert!(users.value.iter().any(|u| u.mail.is_none()));
+        let teams: Page<Team> = serde_json::from_str(&fixture("joined-teams-v1.0-2021.json")).unwrap();
+        assert!(teams.value.iter().all(|t| t.display_name.is_none()));
+        let channels: Page<Channel> = serde_json::from_str(&fixture("channels-list-filter-shared-beta.json")).unwrap();
+        assert_eq!(channels.value[0].membership_type.as_deref(), Some("shared"));
+    }
+
+    #[test]
+    fn parses_the_teams_style_nested_error() {
+        let e: ErrorEnvelope = serde_json::from_str(&fixture("error-404-team-not-found.json")).unwrap();
+        let detail = e.error.unwrap();
+        assert_eq!(detail.inner_error.and_then(|i| i.code).as_deref(), Some("ItemNotFound"));
+    }
+}

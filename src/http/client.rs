@@ -1,0 +1,25 @@
+//! The one place a `reqwest::Client` is built (clippy's `disallowed-methods` keeps it so):
+//! rustls, gzip, HTTP/2 by ALPN, a connection pool shared by every task, and a timeout on
+//! every request so a hung connection cannot stall a run.
+
+use std::time::Duration;
+
+use crate::exit::{Fatal, Result};
+
+pub const USER_AGENT: &str = concat!(
+    "teams-connector/",
+    env!("CARGO_PKG_VERSION"),
+    " (batch expertise connector; ISV)"
+);
+
+#[allow(clippy::disallowed_methods)]
+pub fn build_client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .gzip(true)
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(15).min(timeout))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| Fatal::internal(format!("cannot build the HTTP client: {e}")))
+}

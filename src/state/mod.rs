@@ -1,0 +1,237 @@
+//! The state store: the only thing the connector keeps between runs.
+//!
+//! A sled database under `state.dir/db` holding, per DESIGN.md, cursors and sync times per
+//! channel, the newest refresh token and the last run summary — never message text, mails
+//! or names. sled types stay inside this module. Every write that a later run depends on
+//! (a cursor, a rotated refresh token) is flushed before the call returns, so "written"
+//! means "on disk".
+//!
+//! One writer per state dir: [`Store::open`] takes an exclusive lock on `state.dir/lock`
+//! (`File::try_lock`) and a second process gets exit 75 at once, naming the lock file.
+
+mod lock;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::exit::{Fatal, Result};
+use crate::secret::Secret;
+
+pub use lock::Lock;
+
+const TOKEN_KEY: &str = "auth/refresh_token";
+const LAST_RUN_KEY: &str = "run/last";
+const CHANNEL_PREFIX: &str = "channel/";
+
+/// Progress of one channel's incremental crawl.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ChannelCursor {
+    /// The whole `@odata.deltaLink` URL of the last completed round.
+    pub delta_link: Option<String>,
+    /// Newest `lastModifiedDateTime` (Graph's clock) among the messages handled up to
+    /// `delta_link`. Messages not modified since are not sent again; an expired cursor
+    /// restarts from here.
+    pub last_sync: Option<DateTime<Utc>>,
+    /// When (our clock) the channel last completed a round.
+    pub synced_at: Option<DateTime<Utc>>,
+}
+
+/// The stored refresh token and where its chain started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TokenRecord {
+    token: String,
+    /// Fingerprint of the seed (`TEAMS_CONNECTOR_REFRESH_TOKEN`) the chain grew from, so a
+    /// new seed from the admin replaces the chain while the same old seed does not.
+    seed: Option<String>,
+    rotated_at: DateTime<Utc>,
+}
+
+/// What the store knows about the refresh token, without the token itself.
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    pub token: Secret,
+    pub seed: Option<String>,
+    pub rotated_at: DateTime<Utc>,
+}
+
+pub struct Store {
+    db: sled::Db,
+    dir: PathBuf,
+    _lock: Lock,
+}
+
+impl Store {
+    /// Creates the state dir (mode 0700) if needed, takes the lock and opens the database.
+    pub fn open(dir: &Path) -> Result<Store> {
+        create_private_dir(dir)?;
+        let lock = Lock::acquire(&dir.join("lock"))?;
+        let db_path = dir.join("db");
+        let db = sled::Config::new().path(&db_path).open().map_err(|e| {
+            Fatal::state(format!(
+                "cannot open the state store {}: {e}; if it is corrupt, move it away (the next run then starts from `crawl.initial_lookback` and needs the refresh token seeded again)",
+                db_path.display()
+            ))
+        })?;
+        Ok(Store {
+            db,
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn channel(&self, team: &str, channel: &str) -> Result<Option<ChannelCursor>> {
+        self.get(&channel_key(team, channel))
+    }
+
+    /// Stores and flushes a channel's cursor.
+    pub fn set_channel(&self, team: &str, channel: &str, cursor: &ChannelCursor) -> Result<()> {
+        self.put(&channel_key(team, channel), cursor)?;
+        self.flush()
+    }
+
+    /// Every stored channel cursor as (team id, channel id, cursor).
+    pub fn channels(&self) -> Result<Vec<(String, String, ChannelCursor)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(CHANNEL_PREFIX) {
+            let (k, v) = item.map_err(|e| self.io_error(e))?;
+            let key = String::from_utf8_lossy(&k);
+            let rest = &key[CHANNEL_PREFIX.len()..];
+            let Some((team, channel)) = rest.split_once('/') else {
+                continue;
+            };
+            let cursor = decode(&v, &key)?;
+            out.push((team.to_string(), channel.to_string(), cursor));
+        }
+        Ok(out)
+    }
+
+    /// Forgets the cursors of the matching channels; returns how many were removed.
+    pub fn reset_channels(&self, team: Option<&str>, channel: Option<&str>) -> Result<usize> {
+        let mut removed = 0;
+        for (t, c, _) in self.channels()? {
+            if team.is_some_and(|x| x != t) || channel.is_some_and(|x| x != c) {
+                continue;
+            }
+            self.db
+                .remove(channel_key(&t, &c))
+                .map_err(|e| self.io_error(e))?;
+            removed += 1;
+        }
+        self.flush()?;
+        Ok(removed)
+    }
+
+    pub fn refresh_token(&self) -> Result<Option<StoredToken>> {
+        let rec: Option<TokenRecord> = self.get(TOKEN_KEY)?;
+        Ok(rec.map(|r| StoredToken {
+            token: Secret::new(r.token),
+            seed: r.seed,
+            rotated_at: r.rotated_at,
+        }))
+    }
+
+    /// Stores and flushes a rotated refresh token. Called before the access token that came
+    /// with it is used, so a crash never leaves only a spent token on disk.
+    pub fn set_refresh_token(&self, token: &Secret, seed: Option<&str>) -> Result<()> {
+        let rec = TokenRecord {
+            token: token.expose().to_string(),
+            seed: seed.map(str::to_string),
+            rotated_at: Utc::now(),
+        };
+        self.put(TOKEN_KEY, &rec)?;
+        self.flush()
+    }
+
+    pub fn delete_refresh_token(&self) -> Result<bool> {
+        let had = self
+            .db
+            .remove(TOKEN_KEY)
+            .map_err(|e| self.io_error(e))?
+            .is_some();
+        self.flush()?;
+        Ok(had)
+    }
+
+    pub fn set_last_run<T: Serialize>(&self, summary: &T) -> Result<()> {
+        self.put(LAST_RUN_KEY, summary)?;
+        self.flush()
+    }
+
+    pub fn last_run<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.get(LAST_RUN_KEY)
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(|e| self.io_error(e))?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.db.get(key).map_err(|e| self.io_error(e))? {
+            Some(v) => decode(&v, key).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| Fatal::internal(format!("cannot encode state entry {key}: {e}")))?;
+        self.db.insert(key, bytes).map_err(|e| self.io_error(e))?;
+        Ok(())
+    }
+
+    fn io_error(&self, e: sled::Error) -> Fatal {
+        Fatal::state(format!(
+            "the state store in {} failed: {e}; check that the disk is writable and not full",
+            self.dir.display()
+        ))
+    }
+}
+
+fn channel_key(team: &str, channel: &str) -> String {
+    format!("{CHANNEL_PREFIX}{team}/{channel}")
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Fatal::state(format!(
+            "state entry {key} is unreadable ({e}); `teams-connector reset --all --yes` forgets the cursors"
+        ))
+    })
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                Fatal::state(format!(
+                    "cannot create the state dir {}: {e}; create it writable for this user or change [state] dir",
+                    dir.display()
+                ))
+            })?;
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        Fatal::state(format!("cannot read the state dir {}: {e}", dir.display()))
+    })?;
+    if !meta.is_dir() {
+        return Err(Fatal::state(format!(
+            "[state] dir {} is not a directory",
+            dir.display()
+        )));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        // Best effort: the dir may belong to someone else (then opening the lock fails).
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Who is who and where to look: the users map (id → mail), the teams the technical user
+//! can reach (filtered by the config, `--team` and `--shard`) and their channels.
+
+use sha2::{Digest, Sha256};
+
+use super::report::{Failure, FailureKind};
+use crate::graph::models::{Channel, Page, Team, User};
+use crate::graph::{Graph, GraphError};
+use crate::transform::Directory;
+
+/// Which teams this run covers.
+#[derive(Debug, Clone, Default)]
+pub struct TeamFilter {
+    pub include_private: bool,
+    /// Ids or display names (case-insensitive); empty = all.
+    pub only: Vec<String>,
+    pub exclude: Vec<String>,
+    pub shard: Option<Shard>,
+}
+
+/// `--shard I/N`: this process covers the teams whose stable hash is I modulo N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let bad = || format!("--shard {s:?} must be I/N with 0 <= I < N, e.g. 0/3");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    pub fn covers(&self, team_id: &str) -> bool {
+        let d = Sha256::digest(team_id.to_ascii_lowercase().as_bytes());
+        let h = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+        h % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+/// Follows `@odata.nextLink` to the end of a collection.
+pub async fn collect<T: serde::de::DeserializeOwned>(graph: &Graph, first: String) -> Result<Vec<T>, GraphError> {
+    let mut out = Vec::new();
+    let mut next = Some(first);
+    while let Some(url) = next {
+        let page: Page<T> = graph.get(&url, None).await?;
+        out.extend(page.value);
+        next = page.next_link;
+    }
+    Ok(out)
+}
+
+pub async fn directory(graph: &Graph) -> Result<Directory, GraphError> {
+    let mut dir = Directory::default();
+    let mut next = Some(graph.endpoints.users());
+    while let Some(url) = next {
+        let page: Page<User> = graph.get(&url, None).await?;
+        for u in &page.value {
+            if let Some(mail) = u.mail.as_deref().filter(|m| !m.is_empty()) {
+                dir.insert(&u.id, mail);
+            }
+        }
+        next = page.next_link;
+    }
+    Ok(dir)
+}
+
+/// The teams to crawl. Per-team lookups that fail are recorded and the team left out.
+pub async fn teams(graph: &Graph, filter: &TeamFilter, failures: &mut Vec<Failure>) -> Result<Vec<Team>, GraphError> {
+    let joined: Vec<Team> = collect(graph, graph.endpoints.joined_teams()).await?;
+    let matches = |t: &Team, list: &[String]| {
+        list.iter().any(|x| {
+            x.eq_ignore_ascii_case(&t.id) || t.display_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(x))
+        })
+    };
+    for wanted in &filter.only {
+        if !joined.iter().any(|t| matches(t, std::slice::from_ref(wanted))) {
+            tracing::warn!(team = %wanted, "No accessible team has this id or name; check [crawl] teams / --team and that the technical user is a member.");
+        }
+    }
+    let mut out = Vec::new();
+    for team in joined {
+        if (!filter.only.is_empty() && !matches(&team, &filter.only))
+            || matches(&team, &filter.exclude)
+            || filter.shard.is_some_and(|s| !s.covers(&team.id))
+        {
+            continue;
+        }
+        if !filter.include_private {
+            // joinedTeams leaves `visibility` null; the team itself has it.
+            match graph.get::<Team>(&graph.endpoints.team(&team.id), None).await {
+                Ok(full) if full.visibility.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("private")) => {
+                    tracing::debug!(team = %team.id, "Private team left out; set [crawl] include_private_teams = true to crawl it.");
+                    continue;
+                }
+                Ok(_) => {}
+                Err(GraphError::Status { status, code, message }) => {
+                    failures.push(team_failure(&team.id, status, &code, &message));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        out.push(team);
+    }
+    Ok(out)
+}
+
+pub async fn channels(graph: &Graph, team: &Team) -> Result<Vec<Channel>, GraphError> {
+    collect(graph, graph.endpoints.channels(&team.id)).await
+}
+
+pub fn team_failure(team: &str, status: u16, code: &str, message: &str) -> Failure {
+    tracing::warn!(team = %team, status, code = %code, "Graph refused the team; it is left out of this run.");
+    Failure {
+        team: team.to_string(),
+        channel: None,
+        kind: FailureKind::GraphRefused,
+        reason: format!("HTTP {status} {code}: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_every_team_exactly_once() {
+        let shards: Vec<Shard> = (0..3).map(|i| Shard { index: i, count: 3 }).collect();
+        for n in 0..500 {
+            let id = format!("team-{n}");
+            assert_eq!(shards.iter().filter(|s| s.covers(&id)).count(), 1);
+        }
+    }
+
+    #[test]
+    fn shard_syntax_is_checked() {
+        assert_eq!(Shard::parse("1/3"), Ok(Shard { index: 1, count: 3 }));
+        assert!(Shard::parse("3/3").is_err());
+        assert!(Shard::parse("0/0").is_err());
+        assert!(Shard::parse("x").is_err());
+    }
+}

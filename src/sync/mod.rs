@@ -1,0 +1,263 @@
+//! The crawl: discovery (users, teams, channels), then every channel's incremental crawl
+//! with bounded concurrency, then the outcome decided once.
+//!
+//! [`run`] reads top to bottom as the pipeline of DESIGN.md: sign in → directory and teams
+//! (concurrently) → channels → per-channel delta → documents → ingest → cursor. Per-channel
+//! failures are recorded and the rest goes on; only sign-in failures, a dead ingest and
+//! signals stop the whole run.
+
+mod channel;
+pub mod discovery;
+pub mod report;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+
+pub use channel::{graph_time, parse_time, ChannelRef};
+pub use discovery::{Shard, TeamFilter};
+pub use report::{Ending, Failure, FailureKind, Summary};
+
+use crate::auth::TokenSource;
+use crate::config::Config;
+use crate::exit::{Code, Fatal, Result};
+use crate::graph::{Endpoints, Graph, GraphError};
+use crate::http::{build_client, Counters, Limiter};
+use crate::ingest::{IngestClient, Output};
+use crate::shutdown::{Shutdown, Signal};
+use crate::state::Store;
+use crate::transform::{Directory, TextOptions, Transformer};
+
+/// How to run, from the command line (config says what, flags say how).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    /// `--team`: replaces `[crawl] teams` when given.
+    pub teams: Vec<String>,
+    pub shard: Option<Shard>,
+    pub max_duration: Option<Duration>,
+}
+
+/// What every channel task shares. Field by field:
+pub struct Crawl {
+    pub graph: Graph,
+    /// Cursors and the refresh token; sled is internally synchronised.
+    pub store: Arc<Store>,
+    /// Read-only after discovery.
+    pub directory: Directory,
+    pub transformer: Transformer,
+    pub output: Output,
+    pub include_replies: bool,
+    pub batch_size: usize,
+    /// First round of a channel: messages modified after this.
+    pub first_since: DateTime<Utc>,
+    deadline: Option<Instant>,
+    shutdown: Shutdown,
+    /// Set when the ingest stayed unavailable: the other channels stop instead of each
+    /// waiting out its own retries.
+    ingest_down: AtomicBool,
+    /// A failure that ends the whole run (sign-in, state store). A std `Mutex`: set once,
+    /// never held across an await.
+    abort: Mutex<Option<Fatal>>,
+}
+
+impl Crawl {
+    fn out_of_time(&self) -> bool {
+        self.shutdown.is_cancelled()
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+            || self.abort.lock().map(|a| a.is_some()).unwrap_or(true)
+    }
+    fn ingest_down(&self) -> bool {
+        self.ingest_down.load(Ordering::Relaxed)
+    }
+    fn mark_ingest_down(&self) {
+        self.ingest_down.store(true, Ordering::Relaxed);
+    }
+    fn abort(&self, f: Fatal) {
+        if let Ok(mut a) = self.abort.lock() {
+            a.get_or_insert(f);
+        }
+    }
+}
+
+/// The scheduled job. Returns the summary and the exit code it earned.
+pub async fn run(config: &Config, opts: &RunOptions, shutdown: Shutdown) -> Result<(Summary, Code)> {
+    let started = Instant::now();
+    let mut summary = Summary {
+        started_at: graph_time(Utc::now()),
+        dry_run: opts.dry_run,
+        ..Summary::default()
+    };
+    let store = Arc::new(Store::open(&config.state_dir)?);
+    let counters = Arc::new(Counters::default());
+    let http = build_client(config.limits.request_timeout)?;
+    let output = if opts.dry_run {
+        Output::DryRun
+    } else {
+        Output::Post(IngestClient {
+            http: build_client(config.ingest.timeout)?,
+            url: config.ingest.url.clone(),
+            token: config.ingest_token()?.clone(),
+            max_retries: config.limits.max_retries,
+            counters: counters.clone(),
+            shutdown: shutdown.clone(),
+        })
+    };
+    let tokens = Arc::new(TokenSource::new(config, http.clone(), store.clone(), counters.clone(), shutdown.clone())?);
+    // Sign in before anything else: a rejected token is exit 77 with nothing half done.
+    tokens.access_token().await?;
+    let graph = Graph::new(
+        Endpoints::new(&config.graph_url),
+        http,
+        tokens,
+        Limiter::new(config.limits.requests_per_second, config.limits.per_channel_requests_per_second),
+        counters.clone(),
+        config.limits.max_retries,
+        shutdown.clone(),
+    );
+    let filter = TeamFilter {
+        include_private: config.crawl.include_private_teams,
+        only: if opts.teams.is_empty() { config.crawl.teams.clone() } else { opts.teams.clone() },
+        exclude: config.crawl.exclude_teams.clone(),
+        shard: opts.shard,
+    };
+    let (directory, teams) = tokio::join!(
+        discovery::directory(&graph),
+        discovery::teams(&graph, &filter, &mut summary.failures)
+    );
+    let directory = directory.map_err(|e| discovery_fatal(e, "the users list (User.ReadBasic.All)", &shutdown))?;
+    let teams = teams.map_err(|e| discovery_fatal(e, "the joined teams (Team.ReadBasic.All)", &shutdown))?;
+    summary.users = directory.len() as u64;
+    summary.teams = teams.len() as u64;
+
+    let mut channels = Vec::new();
+    for team in &teams {
+        match discovery::channels(&graph, team).await {
+            Ok(list) => channels.extend(list.into_iter().map(|c| ChannelRef {
+                team: team.id.clone(),
+                channel: c.id,
+            })),
+            Err(GraphError::Status { status, code, message }) => {
+                summary.failures.push(discovery::team_failure(&team.id, status, &code, &message))
+            }
+            Err(e) => return Err(discovery_fatal(e, "a team's channels (Channel.ReadBasic.All)", &shutdown)),
+        }
+    }
+    if teams.is_empty() {
+        tracing::warn!("The technical user can reach no team to crawl; add it to the teams, or check [crawl] teams, exclude_teams and include_private_teams.");
+    }
+
+    let crawl = Arc::new(Crawl {
+        graph,
+        store: store.clone(),
+        directory,
+        transformer: Transformer {
+            tenant: config.tenant_id.clone(),
+            text: TextOptions {
+                keep_mention_names: config.crawl.keep_mention_names,
+            },
+            include_card_text: config.crawl.include_card_text,
+        },
+        output,
+        include_replies: config.crawl.include_replies,
+        batch_size: config.ingest.batch_size,
+        first_since: Utc::now() - chrono::Duration::from_std(config.crawl.initial_lookback).unwrap_or(chrono::Duration::days(30)),
+        deadline: opts.max_duration.map(|d| started + d),
+        shutdown: shutdown.clone(),
+        ingest_down: AtomicBool::new(false),
+        abort: Mutex::new(None),
+    });
+    crawl_channels(&crawl, channels, config.limits.concurrency, &mut summary).await;
+
+    summary.requests = Counters::get(&counters.requests);
+    summary.throttled = Counters::get(&counters.throttled);
+    summary.retries = Counters::get(&counters.retries);
+    summary.throttle_wait_ms = Counters::get(&counters.throttle_wait_ms);
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    summary.fill_skip_reasons();
+    let aborted = crawl.abort.lock().ok().and_then(|mut a| a.take());
+    let code = decide(&summary, aborted.as_ref(), shutdown.signal(), crawl.deadline.is_some_and(|d| Instant::now() >= d));
+    summary.exit_code = code.as_i32();
+    summary.log();
+    store.set_last_run(&summary)?;
+    if let Some(f) = aborted {
+        return Err(f);
+    }
+    Ok((summary, code))
+}
+
+/// Runs every channel, at most `concurrency` at once; a channel's pages stay sequential.
+async fn crawl_channels(crawl: &Arc<Crawl>, channels: Vec<ChannelRef>, concurrency: usize, summary: &mut Summary) {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for place in channels {
+        let crawl = crawl.clone();
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            if crawl.out_of_time() {
+                return channel::ChannelRun {
+                    counts: Default::default(),
+                    ending: Ending::Stopped,
+                    failure: None,
+                };
+            }
+            channel::crawl(&crawl, &place).await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(run) => {
+                summary.add_channel(&run.counts, &run.ending);
+                summary.failures.extend(run.failure);
+            }
+            Err(e) => crawl.abort(Fatal::internal(format!("a channel task failed: {e}"))),
+        }
+    }
+}
+
+/// The outcome, decided once from everything recorded (ripgrep's `messages.rs` idea).
+fn decide(summary: &Summary, aborted: Option<&Fatal>, signal: Option<Signal>, budget_hit: bool) -> Code {
+    if let Some(f) = aborted {
+        return f.code;
+    }
+    match signal {
+        Some(Signal::Interrupt) => return Code::Interrupted,
+        Some(Signal::Terminate) => return Code::Terminated,
+        None => {}
+    }
+    if budget_hit && summary.channels_stopped > 0 {
+        return Code::Temporary;
+    }
+    let failed = summary.failures.len() as u64;
+    if failed == 0 {
+        return Code::Ok;
+    }
+    let nothing_done = summary.channels_done == 0;
+    let unavailable = summary
+        .failures
+        .iter()
+        .any(|f| matches!(f.kind, FailureKind::IngestUnavailable | FailureKind::GraphUnavailable));
+    if nothing_done && unavailable {
+        Code::Unavailable
+    } else {
+        Code::Partial
+    }
+}
+
+fn discovery_fatal(e: GraphError, what: &str, shutdown: &Shutdown) -> Fatal {
+    match e {
+        GraphError::Auth(f) => f,
+        GraphError::Cancelled => match shutdown.signal() {
+            Some(Signal::Interrupt) => Fatal::new(Code::Interrupted, "interrupted during discovery; nothing was sent"),
+            _ => Fatal::new(Code::Terminated, "terminated during discovery; nothing was sent"),
+        },
+        GraphError::Status { status: 401 | 403, code, .. } => Fatal::auth(format!(
+            "Graph refused to list {what} ({code}); grant that delegated permission to the app and consent, then run `teams-connector login`"
+        )),
+        other => Fatal::unavailable(format!("cannot list {what}: {other}")),
+    }
+}

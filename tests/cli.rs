@@ -1,0 +1,29 @@
+//! Command-line behaviour: usage errors are 64, help is 0, unavailable commands say so.
+
+use crate::util::bin;
+
+async fn run(args: &[&str]) -> crate::util::Run {
+    bin(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &Default::default()).await
+}
+
+#[tokio::test]
+async fn bad_flags_are_64() {
+    assert_eq!(run(&["run", "--no-such-flag"]).await.code, 64);
+    assert_eq!(run(&["frobnicate"]).await.code, 64);
+    assert_eq!(run(&["run", "--shard", "3/3"]).await.code, 64);
+}
+
+#[tokio::test]
+async fn help_and_version_are_0() {
+    let help = run(&["--help"]).await;
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("Exit codes"));
+    assert_eq!(run(&["--version"]).await.code, 0);
+}
+
+#[tokio::test]
+async fn commands_not_in_this_version_say_so() {
+    let r = run(&["backfill", "--since", "2024-01-01"]).await;
+    assert_eq!(r.code, 64);
+    assert!(r.stderr.contains("not available in this version"), "{}", r.stderr);
+}

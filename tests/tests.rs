@@ -1,0 +1,8 @@
+//! The one integration-test binary: the real `teams-connector` executable against an
+//! in-process Graph emulator and ingest sink. One module per area.
+
+mod util;
+
+mod cli;
+mod config;
+mod pipeline;

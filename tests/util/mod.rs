@@ -1,0 +1,208 @@
+//! Test harness: a Graph emulator and an ingest sink on 127.0.0.1, a temp state dir and
+//! config, and the real `teams-connector` binary run against them.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+use teams_connector::emulator::{Emulator, EmulatorOptions, Expected, Sink, TenantSpec, TruthMessage};
+use teams_connector::transform::document_id;
+
+pub const INGEST_TOKEN: &str = "test-ingest-token-7f3a";
+
+pub fn local() -> SocketAddr {
+    ([127, 0, 0, 1], 0).into()
+}
+
+pub struct Harness {
+    pub emu: Emulator,
+    pub sink: Sink,
+    pub dir: tempfile::TempDir,
+    /// Extra `[section] key = value` lines, by section.
+    pub extra: BTreeMap<String, Vec<String>>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// What one run of the binary did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The `run_summary` event from the JSON logs.
+    pub fn summary(&self) -> Value {
+        self.stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["target"] == "run_summary")
+            .unwrap_or_else(|| panic!("no run_summary in stderr:\n{}", self.stderr))
+    }
+
+    pub fn counter(&self, name: &str) -> u64 {
+        self.summary()[name].as_u64().unwrap_or_else(|| panic!("no counter {name}"))
+    }
+}
+
+impl Harness {
+    pub async fn new(spec: TenantSpec) -> Harness {
+        Self::with_options(spec, EmulatorOptions::default()).await
+    }
+
+    pub async fn with_options(spec: TenantSpec, opts: EmulatorOptions) -> Harness {
+        let emu = Emulator::start(spec, opts, local()).await.expect("emulator starts");
+        let sink = Sink::start(Some(INGEST_TOKEN.into()), local()).await.expect("sink starts");
+        let mut env = BTreeMap::new();
+        env.insert("TEAMS_CONNECTOR_REFRESH_TOKEN".into(), emu.initial_refresh_token());
+        env.insert("TEAMS_CONNECTOR_INGEST_TOKEN".into(), INGEST_TOKEN.into());
+        Harness {
+            emu,
+            sink,
+            dir: tempfile::tempdir().expect("temp dir"),
+            extra: BTreeMap::new(),
+            env,
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("connector.toml")
+    }
+
+    /// Adds `key = value` (TOML) to `[section]` of the generated config.
+    pub fn set(&mut self, section: &str, line: &str) -> &mut Self {
+        self.extra.entry(section.into()).or_default().push(line.into());
+        self
+    }
+
+    pub fn config_text(&self) -> String {
+        let mut sections: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        sections.insert(
+            "microsoft",
+            vec![
+                format!("tenant_id = {:?}", self.emu.tenant_id()),
+                format!("client_id = {:?}", self.emu.client_id()),
+                format!("graph_url = {:?}", self.emu.url()),
+                format!("login_url = {:?}", self.emu.url()),
+            ],
+        );
+        sections.insert("limits", vec!["requests_per_second = 500".into(), "per_channel_requests_per_second = 100".into(), "max_retries = 2".into()]);
+        sections.insert("ingest", vec![format!("url = {:?}", self.sink.url()), "batch_size = 10".into()]);
+        sections.insert("state", vec![format!("dir = {:?}", self.state_dir().display().to_string())]);
+        sections.insert("crawl", vec![]);
+        for (section, lines) in &self.extra {
+            let entry = sections.entry(section.as_str()).or_default();
+            for line in lines {
+                let key = line.split('=').next().unwrap_or("").trim().to_string();
+                entry.retain(|l| l.split('=').next().unwrap_or("").trim() != key);
+                entry.push(line.clone());
+            }
+        }
+        sections
+            .iter()
+            .map(|(s, lines)| format!("[{s}]\n{}\n", lines.join("\n")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn write_config(&self) {
+        std::fs::write(self.config_path(), self.config_text()).expect("config written");
+    }
+
+    /// Runs the binary with the generated config and JSON logs.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.write_config();
+        let mut full = vec!["--config".to_string(), self.config_path().display().to_string(), "--log-format".into(), "json".into()];
+        full.extend(args.iter().map(|s| s.to_string()));
+        bin(&full, &self.env).await
+    }
+
+    /// Ground truth of what a first full run must forward: eligible messages of the
+    /// teams this config covers.
+    pub fn expected(&self, include_private_teams: bool) -> BTreeMap<String, TruthMessage> {
+        self.emu
+            .truth()
+            .into_iter()
+            .filter(|t| include_private_teams || !t.team_private)
+            .filter(|t| matches!(t.expected, Expected::Forward { .. }))
+            .map(|t| (self.doc_id(&t), t))
+            .collect()
+    }
+
+    pub fn doc_id(&self, t: &TruthMessage) -> String {
+        document_id(&self.emu.tenant_id(), &t.team_id, &t.channel_id, &t.thread_id, &t.message_id)
+    }
+
+    /// Every document the sink accepted, by id (last one wins).
+    pub fn received(&self) -> BTreeMap<String, Value> {
+        self.sink
+            .documents()
+            .into_iter()
+            .map(|d| (d["id"].as_str().expect("id").to_string(), d))
+            .collect()
+    }
+
+    /// Asserts that no generated text, mail or token is anywhere in the state dir or in
+    /// the given outputs.
+    pub fn assert_private(&self, runs: &[&Run]) {
+        let needles = self.emu.sensitive_strings();
+        assert!(!needles.is_empty());
+        let mut haystacks: Vec<(String, Vec<u8>)> = files_under(&self.state_dir());
+        for (i, r) in runs.iter().enumerate() {
+            haystacks.push((format!("run {i} stderr"), r.stderr.clone().into_bytes()));
+        }
+        for (name, bytes) in &haystacks {
+            for n in &needles {
+                assert!(
+                    !contains(bytes, n.as_bytes()),
+                    "{name} contains the sensitive string {n:?}"
+                );
+            }
+        }
+    }
+}
+
+pub async fn bin(args: &[String], env: &BTreeMap<String, String>) -> Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"));
+    cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.envs(env);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("binary runs")).await.expect("join");
+    Run::from(out)
+}
+
+pub fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.push((p.display().to_string(), bytes));
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
