@@ -1,1 +1,366 @@
-//! emulator
+//! The Graph emulator and the ingest sink: in-process HTTP servers on 127.0.0.1 that stand in
+//! for Microsoft Graph, the identity platform and the expertise-ingest endpoint. Used by the
+//! integration tests, by `teams-connector demo` and by `teams-connector emulator --port P`.
+//!
+//! Map of the module:
+//! - [`tenant`]/[`directory`]/[`content`]/[`body`]/[`parts`]: the deterministic tenant (users, teams,
+//!   channels, messages) and its ground truth; [`mutate`]: changes between crawls.
+//! - [`identity`]: the token endpoint and the issued-token store.
+//! - [`graph`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
+//! - [`sink`]: the ingest sink; [`foreground`]: the CLI's `emulator` command.
+//!
+//! All state sits behind one `std::sync::Mutex`: handlers hold it only while computing a
+//! response (never across an await), and the tenant is small, so contention does not matter.
+
+mod body;
+mod content;
+mod directory;
+mod foreground;
+mod graph;
+mod identity;
+mod links;
+mod messages;
+mod mutate;
+mod parts;
+mod prng;
+mod render;
+mod sink;
+mod tenant;
+#[cfg(test)]
+mod tests;
+mod truth;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::watch;
+
+pub use foreground::run_foreground;
+pub use sink::{ReceivedBatch, Sink};
+pub use truth::{Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
+
+/// Shape of the generated tenant. Equal specs give equal tenants (ids, texts, times relative
+/// to the start).
+#[derive(Debug, Clone)]
+pub struct TenantSpec {
+    pub seed: u64,
+    /// Teams the technical user is a member of (every third one, from the second, is private).
+    pub teams: usize,
+    /// Channels per team; the first is "General". With more than one channel overall at least
+    /// one is private.
+    pub channels_per_team: usize,
+    /// Root messages per channel.
+    pub messages_per_channel: usize,
+    /// Replies per root vary over `0..=max_replies`.
+    pub max_replies: usize,
+    /// People in the directory (every fifth a guest with `mail: null`), plus the technical user
+    /// and one or two room accounts.
+    pub users: usize,
+    /// Root creation times spread over this many days before the start.
+    pub history_days: u32,
+}
+
+impl Default for TenantSpec {
+    fn default() -> Self {
+        TenantSpec {
+            seed: 1,
+            teams: 3,
+            channels_per_team: 2,
+            messages_per_channel: 20,
+            max_replies: 3,
+            users: 20,
+            history_days: 20,
+        }
+    }
+}
+
+/// Behaviour switches of the emulated services.
+#[derive(Debug, Clone)]
+pub struct EmulatorOptions {
+    pub access_token_lifetime: Duration,
+    /// A spent refresh token is rejected (`invalid_grant`) and counted.
+    pub strict_rotation: bool,
+    /// Adding, editing or deleting a reply makes its root show up again in delta.
+    pub reply_bumps_root: bool,
+}
+
+impl Default for EmulatorOptions {
+    fn default() -> Self {
+        EmulatorOptions {
+            access_token_lifetime: Duration::from_secs(3600),
+            strict_rotation: true,
+            reply_bumps_root: true,
+        }
+    }
+}
+
+/// Request counters.
+#[derive(Debug, Clone, Default)]
+pub struct EmulatorStats {
+    /// All HTTP requests.
+    pub requests: u64,
+    /// Per route: "token", "users", "joinedTeams", "team", "channels", "delta", "messages", "replies", "me".
+    pub by_route: BTreeMap<String, u64>,
+    pub token_grants: u64,
+    pub spent_refresh_token_reuse: u64,
+    /// 401s answered.
+    pub unauthorized: u64,
+}
+
+/// Everything that changes while serving.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub tenant: tenant::Tenant,
+    pub auth: identity::TokenStore,
+    pub stats: EmulatorStats,
+}
+
+/// State shared by the handlers.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub world: Mutex<World>,
+    /// `http://127.0.0.1:PORT`, the host of every link handed out.
+    pub base: String,
+    pub opts: EmulatorOptions,
+    pub links: links::Tokens,
+    /// How many replies `$expand=replies` puts inline before `replies@odata.nextLink` (Graph: 1000).
+    inline_replies: AtomicUsize,
+}
+
+impl Shared {
+    /// The state lock; a handler that panicked cannot leave the tenant half-changed in a way
+    /// that matters to tests, so poisoning is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn inline_replies(&self) -> usize {
+        self.inline_replies.load(Ordering::Relaxed).max(1)
+    }
+}
+
+/// Stops a server when the last handle goes away.
+#[derive(Debug)]
+pub(crate) struct ServerGuard(watch::Sender<bool>);
+
+impl ServerGuard {
+    pub(crate) fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Serves `router` on `listener` until the guard is stopped or dropped.
+pub(crate) fn serve(listener: tokio::net::TcpListener, router: Router) -> ServerGuard {
+    let (tx, mut rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        };
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await;
+    });
+    ServerGuard(tx)
+}
+
+/// A running Graph + identity emulator. Clones share the same server; it stops on
+/// [`Emulator::shutdown`] or when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+    guard: Arc<ServerGuard>,
+}
+
+impl Emulator {
+    pub async fn start(
+        spec: TenantSpec,
+        opts: EmulatorOptions,
+        addr: SocketAddr,
+    ) -> std::io::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let tenant = tenant::Tenant::generate(&spec, now);
+        let auth = identity::TokenStore::new(prng::Rng::new(spec.seed).fork("tokens"));
+        let shared = Arc::new(Shared {
+            world: Mutex::new(World {
+                tenant,
+                auth,
+                stats: EmulatorStats::default(),
+            }),
+            base: format!("http://{local}"),
+            opts,
+            links: links::Tokens::new(spec.seed),
+            inline_replies: AtomicUsize::new(1000),
+        });
+        let guard = serve(listener, router(shared.clone()));
+        Ok(Emulator {
+            shared,
+            guard: Arc::new(guard),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: Graph under `/v1.0/…`, the identity platform under `/{tenant}/oauth2/v2.0/token`.
+    pub fn url(&self) -> String {
+        self.shared.base.clone()
+    }
+
+    pub fn tenant_id(&self) -> String {
+        self.shared.lock().tenant.tenant_id.clone()
+    }
+
+    /// The tenant's directory GUID (`tenantId` in team bodies; also accepted in the token path).
+    pub fn tenant_guid(&self) -> String {
+        self.shared.lock().tenant.tenant_guid.clone()
+    }
+
+    pub fn client_id(&self) -> String {
+        self.shared.lock().tenant.client_id.clone()
+    }
+
+    pub fn initial_refresh_token(&self) -> String {
+        self.shared.lock().auth.seed_refresh.clone()
+    }
+
+    /// The technical user's mail (the account the connector signs in as).
+    pub fn technical_user_mail(&self) -> String {
+        let w = self.shared.lock();
+        w.tenant.people.users[w.tenant.technical]
+            .mail
+            .clone()
+            .unwrap_or_default()
+    }
+
+    pub fn truth(&self) -> Vec<TruthMessage> {
+        self.shared.lock().tenant.truth()
+    }
+
+    pub fn mutate(&self, m: Mutation) -> MutationReport {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.shared
+            .lock()
+            .tenant
+            .mutate(&m, self.shared.opts.reply_bumps_root, now)
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Every text marker, mail and UPN of the tenant and every token issued so far.
+    pub fn sensitive_strings(&self) -> Vec<String> {
+        let w = self.shared.lock();
+        let people = w
+            .tenant
+            .people
+            .users
+            .iter()
+            .flat_map(|u| u.mail.iter().cloned().chain([u.upn.clone()]));
+        let mut out: Vec<String> = w
+            .tenant
+            .markers
+            .iter()
+            .cloned()
+            .chain(people)
+            .chain(w.auth.issued.iter().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// How many replies `$expand=replies` returns inline before adding `replies@odata.nextLink`
+    /// (Graph uses 1000; tests can lower it to exercise reply paging cheaply).
+    pub fn set_inline_replies_limit(&self, n: usize) {
+        self.shared
+            .inline_replies
+            .store(n.max(1), Ordering::Relaxed);
+    }
+
+    pub fn shutdown(&self) {
+        self.guard.stop();
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let chan = "/v1.0/teams/{team}/channels/{channel}";
+    let graph = Router::new()
+        .route("/v1.0/me", get(graph::me))
+        .route("/v1.0/users", get(graph::users))
+        .route("/v1.0/me/joinedTeams", get(graph::joined_teams))
+        .route("/v1.0/teams/{team}", get(graph::team))
+        .route("/v1.0/teams/{team}/channels", get(graph::channels))
+        .route(&format!("{chan}/messages"), get(messages::list))
+        .route(&format!("{chan}/messages/delta"), get(messages::delta))
+        .route(&format!("{chan}/messages/{{id}}"), get(messages::single))
+        .route(
+            &format!("{chan}/messages/{{id}}/replies"),
+            get(messages::replies),
+        )
+        .route(
+            &format!("{chan}/messages/{{id}}/replies/{{reply}}"),
+            get(messages::reply),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            graph::require_token,
+        ));
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
+        .merge(graph)
+        .fallback(|| async {
+            graph::graph_error(
+                axum::http::StatusCode::NOT_FOUND,
+                "UnknownError",
+                "Resource not found for the segment.",
+            )
+        })
+        .layer(middleware::from_fn_with_state(shared.clone(), count))
+        .with_state(shared)
+}
+
+async fn count(State(app): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    {
+        let mut w = app.lock();
+        w.stats.requests += 1;
+        if let Some(route) = classify(req.uri().path()) {
+            *w.stats.by_route.entry(route.to_owned()).or_default() += 1;
+        }
+    }
+    next.run(req).await
+}
+
+/// The route name a request path counts under.
+fn classify(path: &str) -> Option<&'static str> {
+    if path.ends_with("/oauth2/v2.0/token") {
+        return Some("token");
+    }
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["v1.0", "me"] => Some("me"),
+        ["v1.0", "me", "joinedTeams"] => Some("joinedTeams"),
+        ["v1.0", "users"] => Some("users"),
+        ["v1.0", "teams", _] => Some("team"),
+        ["v1.0", "teams", _, "channels"] => Some("channels"),
+        ["v1.0", "teams", _, "channels", _, "messages", "delta"] => Some("delta"),
+        ["v1.0", "teams", _, "channels", _, "messages", ..] if segs.get(7) == Some(&"replies") => {
+            Some("replies")
+        }
+        ["v1.0", "teams", _, "channels", _, "messages", ..] => Some("messages"),
+        _ => None,
+    }
+}

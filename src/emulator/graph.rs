@@ -1,0 +1,336 @@
+//! Graph directory and discovery routes (`/me`, `/users`, `/me/joinedTeams`, `/teams/{id}`,
+//! `/teams/{id}/channels`), the bearer-token check in front of every `/v1.0` route, and the
+//! helpers shared with the message routes (query options, errors, lookups).
+
+// Errors here are finished HTTP responses handed straight back to axum; boxing them would
+// only add noise to every handler.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use super::identity::Access;
+use super::links::Link;
+use super::prng::Rng;
+use super::render;
+use super::tenant::{Channel, Team, Tenant};
+use super::Shared;
+
+/// Query options, decoded (`$top`, `$select`, `$skiptoken`, …).
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub(crate) fn parse(q: Option<String>) -> Params {
+        let q = q.unwrap_or_default();
+        Params(
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `$top`: `default` when absent, 400 outside `1..=max`.
+    pub(crate) fn top(&self, default: usize, max: usize) -> Result<usize, Response> {
+        let Some(raw) = self.get("$top") else {
+            return Ok(default);
+        };
+        match raw.trim().parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(bad_request(&format!(
+                "Invalid page size specified: '{raw}'. Must be between 1 and {max} inclusive."
+            ))),
+        }
+    }
+
+    /// `$expand`: only `replies` is known.
+    pub(crate) fn expand_replies(&self) -> Result<bool, Response> {
+        match self.get("$expand") {
+            None => Ok(false),
+            Some(e) if e.trim() == "replies" => Ok(true),
+            Some(e) => Err(bad_request(&format!("Parsing OData Select and Expand failed: Could not find a property named '{e}' on type 'microsoft.graph.chatMessage'."))),
+        }
+    }
+
+    /// `$select`, checked against the properties an entity type has.
+    pub(crate) fn select(
+        &self,
+        known: &[&str],
+        type_name: &str,
+    ) -> Result<Option<Vec<String>>, Response> {
+        let Some(raw) = self.get("$select") else {
+            return Ok(None);
+        };
+        let fields: Vec<String> = raw
+            .split(',')
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .collect();
+        if let Some(bad) = fields.iter().find(|f| !known.contains(&f.as_str())) {
+            return Err(bad_request(&format!("Parsing OData Select and Expand failed: Could not find a property named '{bad}' on type 'microsoft.graph.{type_name}'.")));
+        }
+        Ok(Some(fields))
+    }
+}
+
+/// Keeps only the selected properties of an entity.
+pub(crate) fn project(v: Value, fields: &Option<Vec<String>>) -> Value {
+    match (v, fields) {
+        (Value::Object(o), Some(f)) => Value::Object(
+            o.into_iter()
+                .filter(|(k, _)| f.contains(k))
+                .collect::<Map<_, _>>(),
+        ),
+        (v, _) => v,
+    }
+}
+
+/// A Graph error body: `{"error": {"code", "message", "innerError": {date, request-id, client-request-id}}}`.
+pub(crate) fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let id = request_id();
+    let inner = json!({"date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(), "request-id": id, "client-request-id": id});
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message, "innerError": inner}})),
+    )
+        .into_response()
+}
+
+pub(crate) fn bad_request(message: &str) -> Response {
+    graph_error(StatusCode::BAD_REQUEST, "BadRequest", message)
+}
+
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    Rng::new(NEXT.fetch_add(1, Ordering::Relaxed) ^ 0x5eed).guid()
+}
+
+/// The 404 Teams answers for an unknown team (`error-404-team-not-found.json`).
+fn team_not_found(id: &str) -> Response {
+    let msg = format!("No team found with Group Id {id}");
+    let rid = request_id();
+    let inner = json!({"message": msg, "code": "ItemNotFound", "innerError": {},
+        "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(), "request-id": rid, "client-request-id": rid});
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": {"code": "NotFound", "message": msg, "innerError": inner}})),
+    )
+        .into_response()
+}
+
+/// A team the technical user may read, or the error Graph gives.
+pub(crate) fn find_team<'a>(t: &'a Tenant, id: &str) -> Result<&'a Team, Response> {
+    match t.team_by_id(id) {
+        Some(team) if team.member => Ok(team),
+        // Not a member: Teams answers a bare 403 UnknownError (error-403-unknown-error-channel-messages.json).
+        Some(_) => Err(graph_error(StatusCode::FORBIDDEN, "UnknownError", "")),
+        None => Err(team_not_found(id)),
+    }
+}
+
+pub(crate) fn find_channel<'a>(
+    t: &'a Tenant,
+    team: &str,
+    channel: &str,
+) -> Result<(&'a Team, &'a Channel), Response> {
+    let tm = find_team(t, team)?;
+    match tm.channels.iter().find(|c| c.id == channel) {
+        Some(ch) => Ok((tm, ch)),
+        None => Err(graph_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("Channel {channel} not found in team {team}."),
+        )),
+    }
+}
+
+/// Every `/v1.0` request needs a bearer token issued here and not yet expired.
+pub(crate) async fn require_token(
+    State(app): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let verdict = {
+        let mut w = app.lock();
+        let verdict = w.auth.check(presented);
+        if verdict != Access::Valid {
+            w.stats.unauthorized += 1;
+        }
+        verdict
+    };
+    let message = match verdict {
+        Access::Valid => return next.run(req).await,
+        Access::Expired => "Access token has expired or is not yet valid.",
+        Access::Unknown => "IDX14100: JWT is not well formed, there are no dots (.).",
+        Access::Missing => "Access token is empty.",
+    };
+    let mut resp = graph_error(
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        message,
+    );
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"\", error=\"invalid_token\""),
+    );
+    resp
+}
+
+pub(crate) async fn me(State(app): State<Arc<Shared>>) -> Response {
+    let w = app.lock();
+    let mut v = render::user(&w.tenant.people.users[w.tenant.technical]);
+    v["@odata.context"] = json!(format!("{}/v1.0/$metadata#users/$entity", app.base));
+    Json(v).into_response()
+}
+
+#[rustfmt::skip]
+const USER_FIELDS: &[&str] = &[
+    "id", "displayName", "givenName", "surname", "mail", "userPrincipalName", "jobTitle",
+    "businessPhones", "mobilePhone", "officeLocation", "preferredLanguage",
+];
+
+pub(crate) async fn users(State(app): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q);
+    let (top, select) = match (p.top(100, 999), p.select(USER_FIELDS, "user")) {
+        (Ok(t), Ok(s)) => (t, s),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let offset = match p.get("$skiptoken").map(|t| app.links.decode(t)) {
+        None => 0,
+        Some(Some(Link::Users { offset })) => offset,
+        Some(_) => return bad_request("Invalid skip token."),
+    };
+    let w = app.lock();
+    let all = &w.tenant.people.users;
+    let value: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(top)
+        .map(|u| project(render::user(u), &select))
+        .collect();
+    let sel = select.as_ref().map(|s| s.join(","));
+    let context = match &sel {
+        Some(s) => format!("{}/v1.0/$metadata#users({s})", app.base),
+        None => format!("{}/v1.0/$metadata#users", app.base),
+    };
+    let mut body = json!({"@odata.context": context, "value": value});
+    if offset + top < all.len() {
+        let token = app.links.encode(&Link::Users {
+            offset: offset + top,
+        });
+        let sel = sel.map(|s| format!("$select={s}&")).unwrap_or_default();
+        body["@odata.nextLink"] = json!(format!(
+            "{}/v1.0/users?{sel}$top={top}&$skiptoken={token}",
+            app.base
+        ));
+    }
+    Json(body).into_response()
+}
+
+pub(crate) async fn joined_teams(State(app): State<Arc<Shared>>) -> Response {
+    let w = app.lock();
+    let t = &w.tenant;
+    let value: Vec<Value> = t
+        .teams
+        .iter()
+        .filter(|tm| tm.member)
+        .map(|tm| render::joined_team(t, tm))
+        .collect();
+    Json(json!({"@odata.context": format!("{}/v1.0/$metadata#teams", app.base), "value": value}))
+        .into_response()
+}
+
+pub(crate) async fn team(State(app): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let w = app.lock();
+    let team = match w.tenant.team_by_id(&id) {
+        Some(team) if team.member => team,
+        _ => return team_not_found(&id),
+    };
+    let mut v = render::team_entity(&w.tenant, team);
+    v["@odata.context"] = json!(format!("{}/v1.0/$metadata#teams/$entity", app.base));
+    Json(v).into_response()
+}
+
+#[rustfmt::skip]
+const CHANNEL_FIELDS: &[&str] = &[
+    "id", "createdDateTime", "displayName", "description", "membershipType",
+];
+
+pub(crate) async fn channels(
+    State(app): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let p = Params::parse(q);
+    let select = match p.select(CHANNEL_FIELDS, "channel") {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let kind = match p.get("$filter").map(membership_filter) {
+        None => None,
+        Some(Some(k)) => Some(k),
+        Some(None) => {
+            return bad_request(
+                "Invalid filter clause: only membershipType eq '<type>' is supported.",
+            )
+        }
+    };
+    let w = app.lock();
+    let team = match find_team(&w.tenant, &id) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let value: Vec<Value> = team
+        .channels
+        .iter()
+        .map(render::channel)
+        .filter(|c| {
+            kind.as_ref()
+                .is_none_or(|k| c["membershipType"] == k.as_str())
+        })
+        .map(|c| project(c, &select))
+        .collect();
+    let sel = select
+        .map(|s| format!("({})", s.join(",")))
+        .unwrap_or_default();
+    let context = format!(
+        "{}/v1.0/$metadata#teams('{}')/channels{sel}",
+        app.base, team.id
+    );
+    Json(json!({"@odata.context": context, "@odata.count": value.len(), "value": value}))
+        .into_response()
+}
+
+/// `membershipType eq 'private'` → `private`.
+fn membership_filter(f: &str) -> Option<String> {
+    let rest = f
+        .trim()
+        .strip_prefix("membershipType")?
+        .trim_start()
+        .strip_prefix("eq")?
+        .trim();
+    let kind = rest.strip_prefix('\'')?.strip_suffix('\'')?;
+    matches!(kind, "standard" | "private" | "shared").then(|| kind.to_owned())
+}

@@ -1,0 +1,260 @@
+//! Mutations of the tenant between crawls: new roots and replies, edits and deletions.
+//!
+//! Choices come from the tenant's own mutation stream (deterministic for a given sequence of
+//! calls); timestamps come from the wall clock but are always strictly after every timestamp
+//! generated or served so far, so a connector's "since" logic can never miss them.
+
+use std::collections::HashSet;
+
+use super::content::{Content, Sender};
+use super::tenant::{new_message, Channel, Team, Tenant};
+use super::truth::{Expected, MessageKey, Mutation, MutationReport};
+
+/// Where a message lives: team, channel, root index, reply index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Loc {
+    team: usize,
+    channel: usize,
+    root: usize,
+    reply: Option<usize>,
+}
+
+impl Tenant {
+    pub(crate) fn mutate(
+        &mut self,
+        m: &Mutation,
+        reply_bumps_root: bool,
+        now: i64,
+    ) -> MutationReport {
+        let mut report = MutationReport::default();
+        let channels: Vec<(usize, usize)> = self
+            .teams
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.member)
+            .flat_map(|(ti, t)| (0..t.channels.len()).map(move |ci| (ti, ci)))
+            .collect();
+        if channels.is_empty() {
+            return report;
+        }
+        let offset = self.rng.index(channels.len());
+        for k in 0..m.add_roots {
+            let (ti, ci) = channels[(offset + k) % channels.len()];
+            report.added.push(self.add_root(ti, ci, now));
+        }
+        let mut used = HashSet::new();
+        for _ in 0..m.add_replies {
+            let Some(loc) = self.pick(&mut used, true) else {
+                break;
+            };
+            report
+                .added
+                .push(self.add_reply(loc, reply_bumps_root, now));
+        }
+        for _ in 0..m.edit {
+            let Some(loc) = self.pick(&mut used, false) else {
+                break;
+            };
+            report.edited.push(self.edit(loc, reply_bumps_root, now));
+        }
+        for _ in 0..m.delete {
+            let Some(loc) = self.pick(&mut used, false) else {
+                break;
+            };
+            report.deleted.push(self.delete(loc, reply_bumps_root, now));
+        }
+        report
+    }
+
+    fn add_root(&mut self, ti: usize, ci: usize, now: i64) -> MessageKey {
+        let at = self.next_ts(now);
+        let content = self.fresh_content(ti, ci, None);
+        let ch = &mut self.teams[ti].channels[ci];
+        let mut root = new_message(at, None, content);
+        ch.seq += 1;
+        root.seq = ch.seq;
+        ch.roots.push(root);
+        self.key(Loc {
+            team: ti,
+            channel: ci,
+            root: self.teams[ti].channels[ci].roots.len() - 1,
+            reply: None,
+        })
+    }
+
+    fn add_reply(&mut self, loc: Loc, bump: bool, now: i64) -> MessageKey {
+        let at = self.next_ts(now);
+        let content = self.fresh_content(loc.team, loc.channel, None);
+        let root = &mut self.teams[loc.team].channels[loc.channel].roots[loc.root];
+        root.replies
+            .push(new_message(at, Some(root.id.clone()), content));
+        let reply = Some(root.replies.len() - 1);
+        self.touch(loc, at, bump);
+        self.key(Loc { reply, ..loc })
+    }
+
+    fn edit(&mut self, loc: Loc, bump: bool, now: i64) -> MessageKey {
+        let at = self.next_ts(now);
+        let author = match &self.message(loc).content.from {
+            Sender::User { id, .. } => self.people.users.iter().position(|u| &u.id == id),
+            _ => None,
+        };
+        let content = self.fresh_content(loc.team, loc.channel, author);
+        let msg = self.message_mut(loc);
+        msg.content = content;
+        msg.modified = at;
+        msg.edited = Some(at);
+        self.touch(loc, at, bump);
+        self.key(loc)
+    }
+
+    fn delete(&mut self, loc: Loc, bump: bool, now: i64) -> MessageKey {
+        let at = self.next_ts(now);
+        let msg = self.message_mut(loc);
+        msg.deleted = Some(at);
+        msg.modified = at;
+        self.touch(loc, at, bump);
+        self.key(loc)
+    }
+
+    /// Records a change in the channel's change order (replies only when they bump their root).
+    fn touch(&mut self, loc: Loc, at: i64, reply_bumps_root: bool) {
+        let ch = &mut self.teams[loc.team].channels[loc.channel];
+        let root = &mut ch.roots[loc.root];
+        root.activity = root.activity.max(at);
+        if loc.reply.is_none() || reply_bumps_root {
+            ch.seq += 1;
+            root.seq = ch.seq;
+        }
+    }
+
+    /// A forwardable generated body with a new marker (never a fixture body).
+    fn fresh_content(&mut self, ti: usize, ci: usize, author: Option<usize>) -> Content {
+        let (team, ch) = stubs(&self.teams[ti], &self.teams[ti].channels[ci]);
+        let mut rng = self.rng.clone();
+        let content = {
+            let mut g = self.gen(&team, &ch, &mut rng);
+            match author {
+                Some(a) => g.forward_by(a, false),
+                None => g.forward(false),
+            }
+        };
+        self.rng = rng;
+        content
+    }
+
+    /// A random message currently expected to be forwarded, not yet used in this mutation.
+    fn pick(&mut self, used: &mut HashSet<Loc>, roots_only: bool) -> Option<Loc> {
+        let candidates: Vec<Loc> = self
+            .forwardable(roots_only)
+            .into_iter()
+            .filter(|l| !used.contains(l))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let loc = candidates[self.rng.index(candidates.len())];
+        used.insert(loc);
+        Some(loc)
+    }
+
+    fn forwardable(&self, roots_only: bool) -> Vec<Loc> {
+        let mut out = Vec::new();
+        for (ti, team) in self.teams.iter().enumerate().filter(|(_, t)| t.member) {
+            for (ci, ch) in team.channels.iter().enumerate() {
+                for (ri, root) in ch.roots.iter().enumerate() {
+                    let loc = Loc {
+                        team: ti,
+                        channel: ci,
+                        root: ri,
+                        reply: None,
+                    };
+                    if is_forward(root) {
+                        out.push(loc);
+                    }
+                    if roots_only {
+                        continue;
+                    }
+                    let replies = root
+                        .replies
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| is_forward(r));
+                    out.extend(replies.map(|(i, _)| Loc {
+                        reply: Some(i),
+                        ..loc
+                    }));
+                }
+            }
+        }
+        out
+    }
+
+    fn message(&self, loc: Loc) -> &super::tenant::Message {
+        let root = &self.teams[loc.team].channels[loc.channel].roots[loc.root];
+        loc.reply.map_or(root, |i| &root.replies[i])
+    }
+
+    fn message_mut(&mut self, loc: Loc) -> &mut super::tenant::Message {
+        let root = &mut self.teams[loc.team].channels[loc.channel].roots[loc.root];
+        match loc.reply {
+            Some(i) => &mut root.replies[i],
+            None => root,
+        }
+    }
+
+    fn key(&self, loc: Loc) -> MessageKey {
+        let team = &self.teams[loc.team];
+        let ch = &team.channels[loc.channel];
+        let root = &ch.roots[loc.root];
+        MessageKey {
+            team_id: team.id.clone(),
+            channel_id: ch.id.clone(),
+            thread_id: root.id.clone(),
+            message_id: self.message(loc).id.clone(),
+        }
+    }
+
+    /// A new unique millisecond strictly after everything so far.
+    fn next_ts(&mut self, now: i64) -> i64 {
+        self.alloc_id(now.max(self.max_ts + 1))
+    }
+}
+
+fn is_forward(m: &super::tenant::Message) -> bool {
+    m.deleted.is_none() && matches!(m.content.expected, Expected::Forward { .. })
+}
+
+/// Copies of a team and channel without their messages, so content can be generated while
+/// the tenant is borrowed mutably.
+fn stubs(team: &Team, ch: &Channel) -> (Team, Channel) {
+    (team.clone_header(), ch.clone_header())
+}
+
+impl Team {
+    fn clone_header(&self) -> Team {
+        Team {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            private: self.private,
+            member: self.member,
+            created: self.created,
+            channels: Vec::new(),
+        }
+    }
+}
+
+impl Channel {
+    fn clone_header(&self) -> Channel {
+        Channel {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            private: self.private,
+            created: self.created,
+            roots: Vec::new(),
+            seq: self.seq,
+        }
+    }
+}

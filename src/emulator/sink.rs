@@ -1,0 +1,267 @@
+//! The ingest sink: `POST /v1/documents` as the ingest contract in DESIGN.md describes it.
+//!
+//! It validates what a connector sends (content type, bearer token, document shape), records
+//! every POST (accepted or not) in arrival order, and can be told to fail so tests can drive
+//! the connector's retry and permanent-failure paths.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::ServerGuard;
+
+/// One POST as received.
+#[derive(Debug, Clone)]
+pub struct ReceivedBatch {
+    pub idempotency_key: Option<String>,
+    /// The status the sink answered with.
+    pub status: u16,
+    /// The batch's documents (empty when the body was not a valid batch).
+    pub documents: Vec<Value>,
+}
+
+#[derive(Debug, Default)]
+struct SinkState {
+    token: Option<String>,
+    batches: Vec<ReceivedBatch>,
+    fail_next: usize,
+    fail_next_status: u16,
+    fail_always: Option<u16>,
+    requests: u64,
+    /// Log a line per accepted batch (the foreground `emulator` command).
+    log: bool,
+}
+
+/// A running ingest sink; clones share the server, which stops on [`Sink::shutdown`] or when
+/// the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    state: Arc<Mutex<SinkState>>,
+    url: String,
+    guard: Arc<ServerGuard>,
+}
+
+impl Sink {
+    /// With `Some(token)`, every POST must carry `Authorization: Bearer <token>` (else 401).
+    pub async fn start(token: Option<String>, addr: SocketAddr) -> std::io::Result<Sink> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let url = format!("http://{}/v1/documents", listener.local_addr()?);
+        let state = Arc::new(Mutex::new(SinkState {
+            token,
+            ..SinkState::default()
+        }));
+        let router = Router::new()
+            .route("/v1/documents", post(receive))
+            .with_state(state.clone());
+        let guard = super::serve(listener, router);
+        Ok(Sink {
+            state,
+            url,
+            guard: Arc::new(guard),
+        })
+    }
+
+    /// The full POST URL, e.g. `http://127.0.0.1:P/v1/documents`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    pub fn batches(&self) -> Vec<ReceivedBatch> {
+        self.lock().batches.clone()
+    }
+
+    /// Documents of the accepted (2xx) batches, in arrival order.
+    pub fn documents(&self) -> Vec<Value> {
+        let s = self.lock();
+        s.batches
+            .iter()
+            .filter(|b| (200..300).contains(&b.status))
+            .flat_map(|b| b.documents.clone())
+            .collect()
+    }
+
+    /// Answer the next `n` POSTs with `status`.
+    pub fn fail_next(&self, n: usize, status: u16) {
+        let mut s = self.lock();
+        s.fail_next = n;
+        s.fail_next_status = status;
+    }
+
+    /// `Some(status)`: answer every POST with it until set back to `None`.
+    pub fn fail_always(&self, status: Option<u16>) {
+        self.lock().fail_always = status;
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.lock().requests
+    }
+
+    pub fn shutdown(&self) {
+        self.guard.stop();
+    }
+
+    pub(crate) fn log_batches(&self, on: bool) {
+        self.lock().log = on;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SinkState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+async fn receive(
+    State(state): State<Arc<Mutex<SinkState>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    s.requests += 1;
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let documents = parsed
+        .as_ref()
+        .and_then(|v| v["documents"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let verdict = judge(&mut s, &headers, parsed.as_ref());
+    let status = verdict
+        .as_ref()
+        .map_or_else(|(code, _)| *code, |_| StatusCode::OK);
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if status.is_success() && s.log {
+        let deletes = documents.iter().filter(|d| d["op"] == "delete").count();
+        tracing::info!(
+            documents = documents.len(),
+            upserts = documents.len() - deletes,
+            deletes,
+            "ingest sink accepted a batch"
+        );
+    }
+    let accepted = documents.len();
+    s.batches.push(ReceivedBatch {
+        idempotency_key: key,
+        status: status.as_u16(),
+        documents,
+    });
+    match verdict {
+        Ok(()) => Json(json!({"accepted": accepted})).into_response(),
+        Err((code, message)) => (
+            code,
+            Json(json!({"error": code.canonical_reason().unwrap_or("error"), "message": message})),
+        )
+            .into_response(),
+    }
+}
+
+/// Auth first, then injected failures, then the payload itself.
+fn judge(
+    s: &mut SinkState,
+    headers: &HeaderMap,
+    body: Option<&Value>,
+) -> Result<(), (StatusCode, String)> {
+    if let Some(expected) = &s.token {
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if auth.strip_prefix("Bearer ") != Some(expected.as_str()) {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token".into(),
+            ));
+        }
+    }
+    if let Some(code) = s.fail_always {
+        return Err((
+            status(code),
+            "failure injected by the test (fail_always)".into(),
+        ));
+    }
+    if s.fail_next > 0 {
+        s.fail_next -= 1;
+        return Err((
+            status(s.fail_next_status),
+            "failure injected by the test (fail_next)".into(),
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Type must be application/json, got '{content_type}'"),
+        ));
+    }
+    validate(body).map_err(|m| (StatusCode::BAD_REQUEST, m))
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Checks `{"documents": [...]}` against the ingest contract; the error names the problem.
+fn validate(body: Option<&Value>) -> Result<(), String> {
+    let body = body.ok_or("body is not valid JSON")?;
+    let docs = body
+        .get("documents")
+        .and_then(Value::as_array)
+        .ok_or("body must be an object with a \"documents\" array")?;
+    for (i, d) in docs.iter().enumerate() {
+        let field = |name: &str| format!("documents[{i}].{name}");
+        let str_field = |name: &str| {
+            d.get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("{}: expected a string", field(name)))
+        };
+        if str_field("id")?.is_empty() {
+            return Err(format!("{}: must not be empty", field("id")));
+        }
+        match d.get("op").and_then(Value::as_str) {
+            Some("delete") => {}
+            Some("upsert") => {
+                str_field("author")?;
+                str_field("content")?;
+                let created = str_field("created_at")?;
+                if chrono::DateTime::parse_from_rfc3339(created).is_err() {
+                    return Err(format!(
+                        "{}: not an RFC 3339 timestamp: {created}",
+                        field("created_at")
+                    ));
+                }
+                let mentions = d
+                    .get("mentions")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| format!("{}: expected an array", field("mentions")))?;
+                if !mentions.iter().all(Value::is_string) {
+                    return Err(format!(
+                        "{}: expected an array of strings",
+                        field("mentions")
+                    ));
+                }
+            }
+            other => {
+                return Err(format!(
+                    "{}: expected \"upsert\" or \"delete\", got {}",
+                    field("op"),
+                    other.map_or("nothing".to_owned(), |o| format!("\"{o}\""))
+                ))
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,335 @@
+//! The emulated tenant: users, teams, channels and messages, generated deterministically from
+//! a [`TenantSpec`], plus the ground truth derived from them.
+//!
+//! Times are kept as epoch milliseconds (`i64`), the resolution Graph uses for message ids and
+//! timestamps; a message id is its creation time in milliseconds, unique within the tenant.
+
+use std::collections::{BTreeSet, HashSet};
+
+use super::content::{Content, Gen, Place};
+use super::directory::{self, People};
+use super::prng::Rng;
+use super::truth::{Expected, SkipKind, TruthMessage};
+use super::TenantSpec;
+
+#[rustfmt::skip]
+const ORGS: &[&str] = &[
+    "contoso", "fabrikam", "northwind", "tailspin", "adatum", "woodgrove", "litware",
+    "proseware",
+];
+#[rustfmt::skip]
+const TEAM_NAMES: &[&str] = &[
+    "Marketing", "Engineering", "Sales EMEA", "Product Launch", "Finance", "Support",
+    "Research", "Operations",
+];
+#[rustfmt::skip]
+const CHANNEL_NAMES: &[&str] = &[
+    "Planning", "Design Reviews", "Announcements", "Incidents", "Releases", "Random",
+];
+#[derive(Debug, Clone)]
+pub(crate) struct Message {
+    pub id: String,
+    pub reply_to: Option<String>,
+    pub created: i64,
+    pub modified: i64,
+    pub edited: Option<i64>,
+    pub deleted: Option<i64>,
+    pub content: Content,
+    /// Replies, oldest first (roots only).
+    pub replies: Vec<Message>,
+    /// Position in the channel's change order (roots only); see `graph` delta.
+    pub seq: u64,
+    /// Newest change of the root or its replies (roots only), for `$filter=lastModifiedDateTime`.
+    pub activity: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Channel {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub private: bool,
+    pub created: i64,
+    /// Roots, oldest first by creation.
+    pub roots: Vec<Message>,
+    /// The channel's change counter: the highest `seq` handed out.
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Team {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub private: bool,
+    /// Whether the technical user is a member (non-members are not listed and answer 403).
+    pub member: bool,
+    pub created: i64,
+    pub channels: Vec<Channel>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Tenant {
+    pub tenant_id: String,
+    pub tenant_guid: String,
+    pub sharepoint_host: String,
+    pub client_id: String,
+    pub people: People,
+    pub technical: usize,
+    pub teams: Vec<Team>,
+    pub markers: BTreeSet<String>,
+    /// The newest timestamp ever generated: mutations happen strictly after it.
+    pub max_ts: i64,
+    pub used_ids: HashSet<i64>,
+    pub rng: Rng,
+}
+
+impl Tenant {
+    pub(crate) fn generate(spec: &TenantSpec, now: i64) -> Tenant {
+        let root = Rng::new(spec.seed);
+        let mut r = root.fork("tenant");
+        let org = *r.pick(ORGS);
+        let tenant_id = format!("{org}.onmicrosoft.com");
+        let mut t = Tenant {
+            tenant_guid: r.guid(),
+            client_id: r.guid(),
+            sharepoint_host: format!("{org}.sharepoint.com"),
+            people: directory::users(
+                &mut root.fork("users"),
+                spec.users,
+                &format!("{org}.com"),
+                &tenant_id,
+            ),
+            tenant_id,
+            technical: 0,
+            teams: Vec::new(),
+            markers: BTreeSet::new(),
+            max_ts: now,
+            used_ids: HashSet::new(),
+            rng: root.fork("mutations"),
+        };
+        for ti in 0..spec.teams {
+            let team = t.team(spec, ti, now, &mut root.fork(&format!("team{ti}")));
+            t.teams.push(team);
+        }
+        if spec.teams > 0 {
+            t.teams.push(t.foreign_team(&mut root.fork("foreign"), now));
+        }
+        t
+    }
+
+    fn team(&mut self, spec: &TenantSpec, ti: usize, now: i64, r: &mut Rng) -> Team {
+        let span = (i64::from(spec.history_days) * 86_400_000).max(120_000);
+        let mut team = Team {
+            id: r.guid(),
+            name: numbered(TEAM_NAMES, ti),
+            description: format!("Team for {} work", numbered(TEAM_NAMES, ti)),
+            private: ti % 3 == 1,
+            member: true,
+            created: now - span - 30 * 86_400_000,
+            channels: Vec::new(),
+        };
+        for ci in 0..spec.channels_per_team {
+            let private = ci > 0 && ((ti == 0 && ci == 1) || r.chance(25));
+            let channel = Channel {
+                id: format!("19:{}@thread.tacv2", r.hex(32)),
+                name: if ci == 0 {
+                    "General".to_owned()
+                } else {
+                    numbered(CHANNEL_NAMES, ci - 1)
+                },
+                description: String::new(),
+                private,
+                created: team.created + ci as i64 * 3_600_000,
+                roots: Vec::new(),
+                seq: 0,
+            };
+            team.channels.push(channel);
+        }
+        for ci in 0..team.channels.len() {
+            let mut cr = r.fork(&format!("channel{ci}"));
+            let roots = self.messages(spec, &team, &team.channels[ci], now, span, &mut cr);
+            let ch = &mut team.channels[ci];
+            ch.seq = roots.len() as u64;
+            ch.roots = roots;
+        }
+        team
+    }
+
+    /// A private team the technical user does not belong to: never listed, channels answer 403.
+    fn foreign_team(&self, r: &mut Rng, now: i64) -> Team {
+        Team {
+            id: r.guid(),
+            name: "Executive Board".to_owned(),
+            description: "Board members only".to_owned(),
+            private: true,
+            member: false,
+            created: now - 400 * 86_400_000,
+            channels: vec![Channel {
+                id: format!("19:{}@thread.tacv2", r.hex(32)),
+                name: "General".to_owned(),
+                description: String::new(),
+                private: false,
+                created: now - 400 * 86_400_000,
+                roots: Vec::new(),
+                seq: 0,
+            }],
+        }
+    }
+
+    fn messages(
+        &mut self,
+        spec: &TenantSpec,
+        team: &Team,
+        ch: &Channel,
+        now: i64,
+        span: i64,
+        r: &mut Rng,
+    ) -> Vec<Message> {
+        let mut roots = Vec::new();
+        for _ in 0..spec.messages_per_channel {
+            let created = self.alloc_id(now - span + r.below((span - 60_000) as u64) as i64);
+            let mut root = self.generated(team, ch, r, created, None, now);
+            let n = r.index(spec.max_replies + 1);
+            let mut times: Vec<i64> = (0..n)
+                .map(|_| {
+                    created
+                        + 1
+                        + r.below((now - created - 2).clamp(1, 3 * 86_400_000) as u64) as i64
+                })
+                .collect();
+            times.sort_unstable();
+            for t in times {
+                let at = self.alloc_id(t);
+                let reply = self.generated(team, ch, r, at, Some(root.id.clone()), now);
+                root.activity = root.activity.max(reply.modified);
+                root.replies.push(reply);
+            }
+            roots.push(root);
+        }
+        roots.sort_by_key(|m| m.created);
+        for (i, m) in roots.iter_mut().enumerate() {
+            m.seq = i as u64 + 1;
+        }
+        roots
+    }
+
+    fn generated(
+        &mut self,
+        team: &Team,
+        ch: &Channel,
+        r: &mut Rng,
+        created: i64,
+        reply_to: Option<String>,
+        now: i64,
+    ) -> Message {
+        let g = self.gen(team, ch, r).any(reply_to.is_none());
+        let mut m = new_message(created, reply_to, g.content);
+        let later = |r: &mut Rng| {
+            created + 1 + r.below((now - created - 1).clamp(1, 3_600_000) as u64) as i64
+        };
+        if g.deleted {
+            let at = later(r);
+            m.deleted = Some(at);
+            m.modified = at;
+        } else if matches!(m.content.expected, Expected::Forward { .. }) && r.chance(5) {
+            let at = later(r);
+            m.edited = Some(at);
+            m.modified = at;
+        }
+        m.activity = m.modified;
+        m
+    }
+
+    pub(crate) fn gen<'a>(
+        &'a mut self,
+        team: &'a Team,
+        ch: &'a Channel,
+        rng: &'a mut Rng,
+    ) -> Gen<'a> {
+        Gen {
+            people: &self.people,
+            place: Place {
+                team_id: &team.id,
+                team_name: &team.name,
+                channel_id: &ch.id,
+                channel_name: &ch.name,
+                tenant_guid: &self.tenant_guid,
+                sharepoint_host: &self.sharepoint_host,
+            },
+            rng,
+            markers: &mut self.markers,
+        }
+    }
+
+    /// Reserves a message id at or just after `t` (ids are creation milliseconds).
+    pub(crate) fn alloc_id(&mut self, mut t: i64) -> i64 {
+        while !self.used_ids.insert(t) {
+            t += 1;
+        }
+        self.max_ts = self.max_ts.max(t);
+        t
+    }
+
+    pub(crate) fn team_by_id(&self, id: &str) -> Option<&Team> {
+        self.teams.iter().find(|t| t.id == id)
+    }
+
+    pub(crate) fn truth(&self) -> Vec<TruthMessage> {
+        let mut out = Vec::new();
+        for team in self.teams.iter().filter(|t| t.member) {
+            for ch in &team.channels {
+                for root in &ch.roots {
+                    for m in std::iter::once(root).chain(&root.replies) {
+                        out.push(truth_of(team, ch, &root.id, m));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+pub(crate) fn new_message(created: i64, reply_to: Option<String>, content: Content) -> Message {
+    Message {
+        id: created.to_string(),
+        reply_to,
+        created,
+        modified: created,
+        edited: None,
+        deleted: None,
+        content,
+        replies: Vec::new(),
+        seq: 0,
+        activity: created,
+    }
+}
+
+fn truth_of(team: &Team, ch: &Channel, thread: &str, m: &Message) -> TruthMessage {
+    TruthMessage {
+        team_id: team.id.clone(),
+        channel_id: ch.id.clone(),
+        thread_id: thread.to_owned(),
+        message_id: m.id.clone(),
+        team_private: team.private,
+        channel_private: ch.private,
+        created: to_utc(m.created),
+        last_modified: to_utc(m.modified),
+        deleted: m.deleted.is_some(),
+        expected: if m.deleted.is_some() {
+            Expected::Skip(SkipKind::Deleted)
+        } else {
+            m.content.expected.clone()
+        },
+    }
+}
+
+pub(crate) fn to_utc(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+pub(crate) fn numbered(names: &[&str], i: usize) -> String {
+    match i / names.len() {
+        0 => names[i].to_owned(),
+        n => format!("{} {}", names[i % names.len()], n + 1),
+    }
+}

@@ -1,0 +1,54 @@
+//! The ingest sink.
+
+use serde_json::{json, Value};
+
+use super::*;
+
+#[tokio::test]
+async fn sink_validates_records_and_fails_on_request() {
+    let sink = Sink::start(Some("secret".into()), local()).await.unwrap();
+    let http = reqwest::Client::new();
+    let good = json!({"documents": [
+        {"id": "a", "op": "upsert", "author": "x@y.com", "mentions": [], "created_at": "2020-04-16T05:07:52.772Z", "content": "hi"},
+        {"id": "b", "op": "delete"}
+    ]});
+    let post = |body: Value, token: &'static str| {
+        http.post(sink.url())
+            .bearer_auth(token)
+            .header("Idempotency-Key", "k1")
+            .json(&body)
+            .send()
+    };
+    assert_eq!(post(good.clone(), "wrong").await.unwrap().status(), 401);
+    let resp = post(good.clone(), "secret").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"accepted": 2}));
+    let bad = json!({"documents": [{"id": "c", "op": "upsert", "author": "x@y.com", "created_at": "2020-04-16T05:07:52Z", "content": "hi"}]});
+    let resp = post(bad, "secret").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .contains("documents[0].mentions"));
+    sink.fail_next(2, 503);
+    assert_eq!(post(good.clone(), "secret").await.unwrap().status(), 503);
+    assert_eq!(post(good.clone(), "secret").await.unwrap().status(), 503);
+    sink.fail_always(Some(500));
+    assert_eq!(post(good.clone(), "secret").await.unwrap().status(), 500);
+    sink.fail_always(None);
+    assert_eq!(post(good.clone(), "secret").await.unwrap().status(), 200);
+    let plain = http
+        .post(sink.url())
+        .bearer_auth("secret")
+        .body(good.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 415);
+    let statuses: Vec<u16> = sink.batches().iter().map(|b| b.status).collect();
+    assert_eq!(statuses, vec![401, 200, 400, 503, 503, 500, 200, 415]);
+    assert_eq!(sink.batches()[1].idempotency_key.as_deref(), Some("k1"));
+    assert_eq!(sink.documents().len(), 4);
+    assert_eq!(sink.requests(), 8);
+    sink.shutdown();
+}
