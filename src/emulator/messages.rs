@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -34,6 +35,7 @@ fn bad_token() -> Response {
 
 pub(crate) async fn delta(
     State(app): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path((team, channel)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -44,7 +46,7 @@ pub(crate) async fn delta(
         Err(e) => return e,
     };
     match round_cursor(&app, ch, &p) {
-        Ok(c) => delta_page(&app, &w.tenant, tm, ch, c),
+        Ok(c) => respond(&headers, delta_page(&app, &w.tenant, tm, ch, c)),
         Err(e) => e,
     }
 }
@@ -106,7 +108,7 @@ fn modified_filter(f: &str) -> Option<i64> {
     parsed.ok().map(|t| t.timestamp_millis())
 }
 
-fn delta_page(app: &Shared, t: &Tenant, team: &Team, ch: &Channel, c: DeltaCursor) -> Response {
+fn delta_page(app: &Shared, t: &Tenant, team: &Team, ch: &Channel, c: DeltaCursor) -> Value {
     let base = format!(
         "{}/v1.0/teams/{}/channels/{}/messages/delta",
         app.base, team.id, ch.id
@@ -122,7 +124,7 @@ fn delta_page(app: &Shared, t: &Tenant, team: &Team, ch: &Channel, c: DeltaCurso
             app.links.encode(&Link::Delta(next))
         ));
         body["value"] = json!([]);
-        return Json(body).into_response();
+        return body;
     }
     let horizon = chrono::Utc::now().timestamp_millis() - DELTA_WINDOW_MS;
     let bumps = app.opts.reply_bumps_root;
@@ -166,7 +168,7 @@ fn delta_page(app: &Shared, t: &Tenant, team: &Team, ch: &Channel, c: DeltaCurso
                 json!(format!("{base}?$deltatoken={}", app.links.encode(&round)));
         }
     }
-    Json(body).into_response()
+    body
 }
 
 /// A root, with its replies inline (newest first) when `$expand=replies`.
@@ -226,6 +228,7 @@ fn list_context(app: &Shared, team: &Team, ch: &Channel) -> String {
 
 pub(crate) async fn list(
     State(app): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path((team, channel)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -275,7 +278,7 @@ pub(crate) async fn list(
         );
         body["@odata.nextLink"] = json!(url);
     }
-    Json(body).into_response()
+    respond(&headers, body)
 }
 
 fn find_root<'a>(ch: &'a Channel, id: &str) -> Result<&'a Message, Response> {
@@ -290,6 +293,7 @@ fn find_root<'a>(ch: &'a Channel, id: &str) -> Result<&'a Message, Response> {
 
 pub(crate) async fn single(
     State(app): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path((team, channel, id)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -303,11 +307,12 @@ pub(crate) async fn single(
     };
     let mut v = root_json(&app, &w.tenant, tm, ch, m, expand, Flavor::List);
     v["@odata.context"] = json!(format!("{}/$entity", list_context(&app, tm, ch)));
-    Json(v).into_response()
+    respond(&headers, v)
 }
 
 pub(crate) async fn replies(
     State(app): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path((team, channel, id)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -361,11 +366,12 @@ pub(crate) async fn replies(
             app.links.encode(&link)
         ));
     }
-    Json(body).into_response()
+    respond(&headers, body)
 }
 
 pub(crate) async fn reply(
     State(app): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path((team, channel, id, reply)): Path<(String, String, String, String)>,
 ) -> Response {
     let w = app.lock();
@@ -388,5 +394,40 @@ pub(crate) async fn reply(
         list_context(&app, tm, ch),
         root.id
     ));
-    Json(v).into_response()
+    respond(&headers, v)
+}
+
+/// Without `Prefer: include-unknown-enum-members` Graph reports system events as
+/// `messageType: "unknownFutureValue"` (see the README of `fixtures/graph/`), so a client that
+/// forgets the header still sees them, just under another name.
+fn respond(headers: &HeaderMap, mut body: Value) -> Response {
+    let wants_members = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',').any(|p| {
+                p.trim()
+                    .eq_ignore_ascii_case("include-unknown-enum-members")
+            })
+        });
+    if !wants_members {
+        hide_evolvable_enums(&mut body);
+    }
+    Json(body).into_response()
+}
+
+fn hide_evolvable_enums(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if o.get("messageType")
+                .is_some_and(|t| t == "systemEventMessage")
+            {
+                o.insert("messageType".into(), json!("unknownFutureValue"));
+            }
+            o.values_mut().for_each(hide_evolvable_enums);
+        }
+        Value::Array(a) => a.iter_mut().for_each(hide_evolvable_enums),
+        _ => {}
+    }
 }

@@ -113,6 +113,8 @@ pub struct EmulatorStats {
     pub spent_refresh_token_reuse: u64,
     /// 401s answered.
     pub unauthorized: u64,
+    /// Graph requests answered with an injected 429/5xx (see [`Emulator::throttle_next`]).
+    pub throttled: u64,
 }
 
 /// Everything that changes while serving.
@@ -121,6 +123,18 @@ pub(crate) struct World {
     pub tenant: tenant::Tenant,
     pub auth: identity::TokenStore,
     pub stats: EmulatorStats,
+    pub throttle: Option<graph::Throttle>,
+}
+
+impl World {
+    /// Consumes one injected failure, if any is pending.
+    fn take_throttle(&mut self) -> Option<graph::Throttle> {
+        let t = self.throttle.as_mut().filter(|t| t.remaining > 0)?;
+        t.remaining -= 1;
+        let out = t.clone();
+        self.stats.throttled += 1;
+        Some(out)
+    }
 }
 
 /// State shared by the handlers.
@@ -201,6 +215,7 @@ impl Emulator {
                 tenant,
                 auth,
                 stats: EmulatorStats::default(),
+                throttle: None,
             }),
             base: format!("http://{local}"),
             opts,
@@ -289,6 +304,24 @@ impl Emulator {
         self.shared
             .inline_replies
             .store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Answers the next `n` authenticated Graph requests with `status` (429, 503, 504…) and
+    /// the throttling body of `throttled-429-response.json`; `retry_after` (seconds, may be
+    /// fractional like Graph's `2.128`) becomes the `Retry-After` header.
+    pub fn throttle_next(&self, n: usize, status: u16, retry_after: Option<f64>) {
+        self.shared.lock().throttle = Some(graph::Throttle {
+            remaining: n,
+            status,
+            retry_after: retry_after.map(|s| s.to_string()),
+        });
+    }
+
+    /// Invalidates every `$deltatoken`/`$skiptoken` handed out so far, as when Graph drops
+    /// its sync state: following an old link answers 400 "Parameter 'DeltaToken' not
+    /// supported" (`error-400-delta-token-not-supported.json`).
+    pub fn expire_delta_tokens(&self) {
+        self.shared.links.expire();
     }
 
     pub fn shutdown(&self) {
