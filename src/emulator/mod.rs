@@ -6,14 +6,16 @@
 //! - [`tenant`]/[`directory`]/[`content`]/[`body`]/[`parts`]: the deterministic tenant (users, teams,
 //!   channels, messages) and its ground truth; [`mutate`]: changes between crawls.
 //! - [`identity`]: the token endpoint and the issued-token store.
-//! - [`graph`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
-//! - [`sink`]: the ingest sink; [`foreground`]: the CLI's `emulator` command.
+//! - [`graph`]/[`delta`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
+//! - [`server`]: serving, shutdown, the route table and request counting; [`sink`]: the
+//!   ingest sink; [`foreground`]: the CLI's `emulator` command.
 //!
 //! All state sits behind one `std::sync::Mutex`: handlers hold it only while computing a
 //! response (never across an await), and the tenant is small, so contention does not matter.
 
 mod body;
 mod content;
+mod delta;
 mod directory;
 mod foreground;
 mod graph;
@@ -24,6 +26,7 @@ mod mutate;
 mod parts;
 mod prng;
 mod render;
+mod server;
 mod sink;
 mod tenant;
 #[cfg(test)]
@@ -35,13 +38,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
-use tokio::sync::watch;
 
 pub use foreground::run_foreground;
 pub use sink::{ReceivedBatch, Sink};
@@ -161,42 +157,12 @@ impl Shared {
     }
 }
 
-/// Stops a server when the last handle goes away.
-#[derive(Debug)]
-pub(crate) struct ServerGuard(watch::Sender<bool>);
-
-impl ServerGuard {
-    pub(crate) fn stop(&self) {
-        let _ = self.0.send(true);
-    }
-}
-
-impl Drop for ServerGuard {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Serves `router` on `listener` until the guard is stopped or dropped.
-pub(crate) fn serve(listener: tokio::net::TcpListener, router: Router) -> ServerGuard {
-    let (tx, mut rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let stop = async move {
-            let _ = rx.wait_for(|stopped| *stopped).await;
-        };
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
-            .await;
-    });
-    ServerGuard(tx)
-}
-
 /// A running Graph + identity emulator. Clones share the same server; it stops on
 /// [`Emulator::shutdown`] or when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Emulator {
     shared: Arc<Shared>,
-    guard: Arc<ServerGuard>,
+    guard: Arc<server::ServerGuard>,
 }
 
 impl Emulator {
@@ -222,7 +188,7 @@ impl Emulator {
             links: links::Tokens::new(spec.seed),
             inline_replies: AtomicUsize::new(1000),
         });
-        let guard = serve(listener, router(shared.clone()));
+        let guard = server::serve(listener, server::router(shared.clone()));
         Ok(Emulator {
             shared,
             guard: Arc::new(guard),
@@ -326,74 +292,5 @@ impl Emulator {
 
     pub fn shutdown(&self) {
         self.guard.stop();
-    }
-}
-
-fn router(shared: Arc<Shared>) -> Router {
-    let chan = "/v1.0/teams/{team}/channels/{channel}";
-    let graph = Router::new()
-        .route("/v1.0/me", get(graph::me))
-        .route("/v1.0/users", get(graph::users))
-        .route("/v1.0/me/joinedTeams", get(graph::joined_teams))
-        .route("/v1.0/teams/{team}", get(graph::team))
-        .route("/v1.0/teams/{team}/channels", get(graph::channels))
-        .route(&format!("{chan}/messages"), get(messages::list))
-        .route(&format!("{chan}/messages/delta"), get(messages::delta))
-        .route(&format!("{chan}/messages/{{id}}"), get(messages::single))
-        .route(
-            &format!("{chan}/messages/{{id}}/replies"),
-            get(messages::replies),
-        )
-        .route(
-            &format!("{chan}/messages/{{id}}/replies/{{reply}}"),
-            get(messages::reply),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            shared.clone(),
-            graph::require_token,
-        ));
-    Router::new()
-        .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
-        .merge(graph)
-        .fallback(|| async {
-            graph::graph_error(
-                axum::http::StatusCode::NOT_FOUND,
-                "UnknownError",
-                "Resource not found for the segment.",
-            )
-        })
-        .layer(middleware::from_fn_with_state(shared.clone(), count))
-        .with_state(shared)
-}
-
-async fn count(State(app): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    {
-        let mut w = app.lock();
-        w.stats.requests += 1;
-        if let Some(route) = classify(req.uri().path()) {
-            *w.stats.by_route.entry(route.to_owned()).or_default() += 1;
-        }
-    }
-    next.run(req).await
-}
-
-/// The route name a request path counts under.
-fn classify(path: &str) -> Option<&'static str> {
-    if path.ends_with("/oauth2/v2.0/token") {
-        return Some("token");
-    }
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["v1.0", "me"] => Some("me"),
-        ["v1.0", "me", "joinedTeams"] => Some("joinedTeams"),
-        ["v1.0", "users"] => Some("users"),
-        ["v1.0", "teams", _] => Some("team"),
-        ["v1.0", "teams", _, "channels"] => Some("channels"),
-        ["v1.0", "teams", _, "channels", _, "messages", "delta"] => Some("delta"),
-        ["v1.0", "teams", _, "channels", _, "messages", ..] if segs.get(7) == Some(&"replies") => {
-            Some("replies")
-        }
-        ["v1.0", "teams", _, "channels", _, "messages", ..] => Some("messages"),
-        _ => None,
     }
 }
