@@ -74,3 +74,13 @@ async fn system_events_need_the_prefer_header_to_show_their_type() {
         .unwrap();
     assert_eq!(without["messageType"], "unknownFutureValue");
 }
+
+#[tokio::test]
+async fn shutdown_stops_serving() {
+    let (emu, http, access) = start(TenantSpec::default()).await;
+    let me = format!("{}/v1.0/me", emu.url());
+    assert_eq!(get(&http, &access, &me).await.0, 200);
+    emu.clone().shutdown();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(http.get(&me).bearer_auth(&access).send().await.is_err());
+}
