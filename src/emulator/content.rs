@@ -107,7 +107,7 @@ impl Gen<'_> {
 
     /// A forwardable body written by `author` (the expectation assumes the author has a mail).
     pub(crate) fn forward_by(&mut self, author: usize, allow_fixture: bool) -> Content {
-        if allow_fixture && self.rng.chance(14) {
+        if allow_fixture && self.rng.chance(10) {
             return self.fixture_body(author);
         }
         let people = self.people;

@@ -172,14 +172,20 @@ pub(crate) async fn require_token(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    let verdict = {
+    let (verdict, throttled) = {
         let mut w = app.lock();
         let verdict = w.auth.check(presented);
         if verdict != Access::Valid {
             w.stats.unauthorized += 1;
         }
-        verdict
+        let throttled = (verdict == Access::Valid)
+            .then(|| w.take_throttle())
+            .flatten();
+        (verdict, throttled)
     };
+    if let Some(t) = throttled {
+        return throttled_response(&t);
+    }
     let message = match verdict {
         Access::Valid => return next.run(req).await,
         Access::Expired => "Access token has expired or is not yet valid.",
@@ -195,6 +201,36 @@ pub(crate) async fn require_token(
         header::WWW_AUTHENTICATE,
         header::HeaderValue::from_static("Bearer realm=\"\", error=\"invalid_token\""),
     );
+    resp
+}
+
+/// A pending injected failure of Graph requests (see `Emulator::throttle_next`).
+#[derive(Debug, Clone)]
+pub(crate) struct Throttle {
+    pub remaining: usize,
+    pub status: u16,
+    pub retry_after: Option<String>,
+}
+
+/// The body of `throttled-429-response.json` (or its 503/504 equivalent) with `Retry-After`.
+fn throttled_response(t: &Throttle) -> Response {
+    let status = StatusCode::from_u16(t.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    let code = if t.status == 429 {
+        "TooManyRequests"
+    } else {
+        "ServiceUnavailable"
+    };
+    let inner = json!({"code": t.status.to_string(), "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "message": "Please retry after", "request-id": request_id(), "status": t.status.to_string()});
+    let body = json!({"error": {"code": code, "innerError": inner, "message": "Please retry again later."}});
+    let mut resp = (status, Json(body)).into_response();
+    if let Some(value) = t
+        .retry_after
+        .as_deref()
+        .and_then(|v| header::HeaderValue::from_str(v).ok())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, value);
+    }
     resp
 }
 

@@ -5,6 +5,8 @@
 //! plus a keyed checksum, hex-encoded. A token edited by hand, cut short or minted by another
 //! tenant fails the checksum and is answered with the 400 Graph gives for a bad delta token.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sha2::{Digest, Sha256};
 
 /// Position inside one delta round of a channel.
@@ -55,15 +57,18 @@ pub(crate) enum Link {
 }
 
 /// Mints and checks tokens for one tenant.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Tokens {
     key: String,
+    /// Bumped to invalidate every token issued before (`Emulator::expire_delta_tokens`).
+    epoch: AtomicU64,
 }
 
 impl Tokens {
     pub(crate) fn new(seed: u64) -> Tokens {
         Tokens {
             key: format!("emulator-link-key-{seed}"),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -117,9 +122,15 @@ impl Tokens {
         parse(&payload)
     }
 
+    pub(crate) fn expire(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn check(&self, payload: &str) -> String {
+        let epoch = format!("|{}|", self.epoch.load(Ordering::Relaxed));
         let digest = Sha256::new()
             .chain_update(&self.key)
+            .chain_update(epoch)
             .chain_update(payload)
             .finalize();
         hex(&digest[..6])

@@ -1,10 +1,6 @@
-//! Channel message routes: delta (`…/messages/delta`), the newest-first list
-//! (`…/messages`), single messages and replies.
-//!
-//! Delta follows Graph's round model: a round (the initial request, or a request with a
-//! `$deltatoken`) snapshots the channel's change counter; its pages return the roots changed
-//! since the previous round up to that snapshot, oldest change first, and the last page carries
-//! the `@odata.deltaLink` for the next round. See `tenant::Message::seq`.
+//! Channel message routes: the newest-first list (`…/messages`), single messages and
+//! replies, plus what the delta route shares with them (rendering a root with its inline
+//! replies, the `Prefer` header handling).
 
 // Errors here are finished HTTP responses handed straight back to axum; boxing them would
 // only add noise to every handler.
@@ -13,164 +9,19 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::graph::{bad_request, find_channel, graph_error, Params};
-use super::links::{DeltaCursor, Link};
-use super::prng::mix_str;
+use super::links::Link;
 use super::render::{self, encode_component, Flavor};
 use super::tenant::{Channel, Message, Team, Tenant};
 use super::Shared;
 
-/// Delta reaches back about 8 months; older roots are only visible through the list.
-const DELTA_WINDOW_MS: i64 = 240 * 86_400_000;
-
-/// The 400 Graph answers for a delta/skip token it does not accept.
-fn bad_token() -> Response {
-    bad_request("Parameter 'DeltaToken' not supported for this request.")
-}
-
-pub(crate) async fn delta(
-    State(app): State<Arc<Shared>>,
-    Path((team, channel)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let p = Params::parse(q);
-    let w = app.lock();
-    let (tm, ch) = match find_channel(&w.tenant, &team, &channel) {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
-    match round_cursor(&app, ch, &p) {
-        Ok(c) => delta_page(&app, &w.tenant, tm, ch, c),
-        Err(e) => e,
-    }
-}
-
-fn round_cursor(app: &Shared, ch: &Channel, p: &Params) -> Result<DeltaCursor, Response> {
-    if let Some(tok) = p.get("$skiptoken") {
-        return match app.links.decode(tok) {
-            Some(Link::Delta(c)) if c.channel == ch.id => Ok(c),
-            _ => Err(bad_token()),
-        };
-    }
-    if let Some(tok) = p.get("$deltatoken") {
-        return match app.links.decode(tok) {
-            Some(Link::Round {
-                channel,
-                upper,
-                top,
-                expand,
-            }) if channel == ch.id => Ok(DeltaCursor {
-                channel,
-                lower: upper,
-                upper: ch.seq,
-                after: upper,
-                top,
-                expand,
-                since: None,
-                first: true,
-            }),
-            _ => Err(bad_token()),
-        };
-    }
-    let since = match p.get("$filter") {
-        None => None,
-        Some(f) => Some(modified_filter(f).ok_or_else(|| bad_request("Invalid filter clause: only lastModifiedDateTime gt <DateTimeOffset> is supported."))?),
-    };
-    Ok(DeltaCursor {
-        channel: ch.id.clone(),
-        lower: 0,
-        upper: ch.seq,
-        after: 0,
-        top: p.top(20, 50)?,
-        expand: p.expand_replies()?,
-        since,
-        first: true,
-    })
-}
-
-/// `lastModifiedDateTime gt 2024-01-01T00:00:00Z` → epoch ms. A `+` of an offset that arrived
-/// unencoded turns into a space; it is put back.
-fn modified_filter(f: &str) -> Option<i64> {
-    let rest = f
-        .trim()
-        .strip_prefix("lastModifiedDateTime")?
-        .trim_start()
-        .strip_prefix("gt")?
-        .trim();
-    let parsed = chrono::DateTime::parse_from_rfc3339(rest)
-        .or_else(|_| chrono::DateTime::parse_from_rfc3339(&rest.replace(' ', "+")));
-    parsed.ok().map(|t| t.timestamp_millis())
-}
-
-fn delta_page(app: &Shared, t: &Tenant, team: &Team, ch: &Channel, c: DeltaCursor) -> Response {
-    let base = format!(
-        "{}/v1.0/teams/{}/channels/{}/messages/delta",
-        app.base, team.id, ch.id
-    );
-    let mut body =
-        json!({"@odata.context": format!("{}/v1.0/$metadata#Collection(chatMessage)", app.base)});
-    // Real Graph sometimes opens a round with an empty page that still has a nextLink; do it
-    // on about every fifth round so clients that stop at an empty page get caught.
-    if c.first && mix_str(&format!("{}|{}", c.channel, c.lower)) % 5 == 2 {
-        let next = DeltaCursor { first: false, ..c };
-        body["@odata.nextLink"] = json!(format!(
-            "{base}?$skiptoken={}",
-            app.links.encode(&Link::Delta(next))
-        ));
-        body["value"] = json!([]);
-        return Json(body).into_response();
-    }
-    let horizon = chrono::Utc::now().timestamp_millis() - DELTA_WINDOW_MS;
-    let bumps = app.opts.reply_bumps_root;
-    let mut items: Vec<&Message> = ch
-        .roots
-        .iter()
-        .filter(|m| m.seq > c.after && m.seq <= c.upper && m.created >= horizon)
-        .filter(|m| {
-            c.since
-                .is_none_or(|s| (if bumps { m.activity } else { m.modified }) > s)
-        })
-        .collect();
-    items.sort_by_key(|m| m.seq);
-    let more = items.len() > c.top;
-    items.truncate(c.top);
-    let value: Vec<Value> = items
-        .iter()
-        .map(|m| root_json(app, t, team, ch, m, c.expand, Flavor::Delta))
-        .collect();
-    body["value"] = json!(value);
-    match (more, items.last()) {
-        (true, Some(last)) => {
-            let next = DeltaCursor {
-                after: last.seq,
-                first: false,
-                ..c
-            };
-            body["@odata.nextLink"] = json!(format!(
-                "{base}?$skiptoken={}",
-                app.links.encode(&Link::Delta(next))
-            ));
-        }
-        _ => {
-            let round = Link::Round {
-                channel: c.channel,
-                upper: c.upper,
-                top: c.top,
-                expand: c.expand,
-            };
-            body["@odata.deltaLink"] =
-                json!(format!("{base}?$deltatoken={}", app.links.encode(&round)));
-        }
-    }
-    Json(body).into_response()
-}
-
 /// A root, with its replies inline (newest first) when `$expand=replies`.
-fn root_json(
+pub(crate) fn root_json(
     app: &Shared,
     t: &Tenant,
     team: &Team,
@@ -226,6 +77,7 @@ fn list_context(app: &Shared, team: &Team, ch: &Channel) -> String {
 
 pub(crate) async fn list(
     State(app): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path((team, channel)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -275,7 +127,7 @@ pub(crate) async fn list(
         );
         body["@odata.nextLink"] = json!(url);
     }
-    Json(body).into_response()
+    respond(&headers, body)
 }
 
 fn find_root<'a>(ch: &'a Channel, id: &str) -> Result<&'a Message, Response> {
@@ -290,6 +142,7 @@ fn find_root<'a>(ch: &'a Channel, id: &str) -> Result<&'a Message, Response> {
 
 pub(crate) async fn single(
     State(app): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path((team, channel, id)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -303,11 +156,12 @@ pub(crate) async fn single(
     };
     let mut v = root_json(&app, &w.tenant, tm, ch, m, expand, Flavor::List);
     v["@odata.context"] = json!(format!("{}/$entity", list_context(&app, tm, ch)));
-    Json(v).into_response()
+    respond(&headers, v)
 }
 
 pub(crate) async fn replies(
     State(app): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path((team, channel, id)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -361,11 +215,12 @@ pub(crate) async fn replies(
             app.links.encode(&link)
         ));
     }
-    Json(body).into_response()
+    respond(&headers, body)
 }
 
 pub(crate) async fn reply(
     State(app): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path((team, channel, id, reply)): Path<(String, String, String, String)>,
 ) -> Response {
     let w = app.lock();
@@ -388,5 +243,40 @@ pub(crate) async fn reply(
         list_context(&app, tm, ch),
         root.id
     ));
-    Json(v).into_response()
+    respond(&headers, v)
+}
+
+/// Without `Prefer: include-unknown-enum-members` Graph reports system events as
+/// `messageType: "unknownFutureValue"` (see the README of `fixtures/graph/`), so a client that
+/// forgets the header still sees them, just under another name.
+pub(crate) fn respond(headers: &HeaderMap, mut body: Value) -> Response {
+    let wants_members = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',').any(|p| {
+                p.trim()
+                    .eq_ignore_ascii_case("include-unknown-enum-members")
+            })
+        });
+    if !wants_members {
+        hide_evolvable_enums(&mut body);
+    }
+    Json(body).into_response()
+}
+
+fn hide_evolvable_enums(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if o.get("messageType")
+                .is_some_and(|t| t == "systemEventMessage")
+            {
+                o.insert("messageType".into(), json!("unknownFutureValue"));
+            }
+            o.values_mut().for_each(hide_evolvable_enums);
+        }
+        Value::Array(a) => a.iter_mut().for_each(hide_evolvable_enums),
+        _ => {}
+    }
 }

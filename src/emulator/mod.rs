@@ -6,14 +6,16 @@
 //! - [`tenant`]/[`directory`]/[`content`]/[`body`]/[`parts`]: the deterministic tenant (users, teams,
 //!   channels, messages) and its ground truth; [`mutate`]: changes between crawls.
 //! - [`identity`]: the token endpoint and the issued-token store.
-//! - [`graph`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
-//! - [`sink`]: the ingest sink; [`foreground`]: the CLI's `emulator` command.
+//! - [`graph`]/[`delta`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
+//! - [`server`]: serving, shutdown, the route table and request counting; [`sink`]: the
+//!   ingest sink; [`foreground`]: the CLI's `emulator` command.
 //!
 //! All state sits behind one `std::sync::Mutex`: handlers hold it only while computing a
 //! response (never across an await), and the tenant is small, so contention does not matter.
 
 mod body;
 mod content;
+mod delta;
 mod directory;
 mod foreground;
 mod graph;
@@ -24,6 +26,7 @@ mod mutate;
 mod parts;
 mod prng;
 mod render;
+mod server;
 mod sink;
 mod tenant;
 #[cfg(test)]
@@ -35,13 +38,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
-use tokio::sync::watch;
 
 pub use foreground::run_foreground;
 pub use sink::{ReceivedBatch, Sink};
@@ -113,6 +109,8 @@ pub struct EmulatorStats {
     pub spent_refresh_token_reuse: u64,
     /// 401s answered.
     pub unauthorized: u64,
+    /// Graph requests answered with an injected 429/5xx (see [`Emulator::throttle_next`]).
+    pub throttled: u64,
 }
 
 /// Everything that changes while serving.
@@ -121,6 +119,18 @@ pub(crate) struct World {
     pub tenant: tenant::Tenant,
     pub auth: identity::TokenStore,
     pub stats: EmulatorStats,
+    pub throttle: Option<graph::Throttle>,
+}
+
+impl World {
+    /// Consumes one injected failure, if any is pending.
+    fn take_throttle(&mut self) -> Option<graph::Throttle> {
+        let t = self.throttle.as_mut().filter(|t| t.remaining > 0)?;
+        t.remaining -= 1;
+        let out = t.clone();
+        self.stats.throttled += 1;
+        Some(out)
+    }
 }
 
 /// State shared by the handlers.
@@ -147,42 +157,12 @@ impl Shared {
     }
 }
 
-/// Stops a server when the last handle goes away.
-#[derive(Debug)]
-pub(crate) struct ServerGuard(watch::Sender<bool>);
-
-impl ServerGuard {
-    pub(crate) fn stop(&self) {
-        let _ = self.0.send(true);
-    }
-}
-
-impl Drop for ServerGuard {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Serves `router` on `listener` until the guard is stopped or dropped.
-pub(crate) fn serve(listener: tokio::net::TcpListener, router: Router) -> ServerGuard {
-    let (tx, mut rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let stop = async move {
-            let _ = rx.wait_for(|stopped| *stopped).await;
-        };
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
-            .await;
-    });
-    ServerGuard(tx)
-}
-
 /// A running Graph + identity emulator. Clones share the same server; it stops on
 /// [`Emulator::shutdown`] or when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Emulator {
     shared: Arc<Shared>,
-    guard: Arc<ServerGuard>,
+    guard: Arc<server::ServerGuard>,
 }
 
 impl Emulator {
@@ -201,13 +181,14 @@ impl Emulator {
                 tenant,
                 auth,
                 stats: EmulatorStats::default(),
+                throttle: None,
             }),
             base: format!("http://{local}"),
             opts,
             links: links::Tokens::new(spec.seed),
             inline_replies: AtomicUsize::new(1000),
         });
-        let guard = serve(listener, router(shared.clone()));
+        let guard = server::serve(listener, server::router(shared.clone()));
         Ok(Emulator {
             shared,
             guard: Arc::new(guard),
@@ -291,76 +272,25 @@ impl Emulator {
             .store(n.max(1), Ordering::Relaxed);
     }
 
+    /// Answers the next `n` authenticated Graph requests with `status` (429, 503, 504…) and
+    /// the throttling body of `throttled-429-response.json`; `retry_after` (seconds, may be
+    /// fractional like Graph's `2.128`) becomes the `Retry-After` header.
+    pub fn throttle_next(&self, n: usize, status: u16, retry_after: Option<f64>) {
+        self.shared.lock().throttle = Some(graph::Throttle {
+            remaining: n,
+            status,
+            retry_after: retry_after.map(|s| s.to_string()),
+        });
+    }
+
+    /// Invalidates every `$deltatoken`/`$skiptoken` handed out so far, as when Graph drops
+    /// its sync state: following an old link answers 400 "Parameter 'DeltaToken' not
+    /// supported" (`error-400-delta-token-not-supported.json`).
+    pub fn expire_delta_tokens(&self) {
+        self.shared.links.expire();
+    }
+
     pub fn shutdown(&self) {
         self.guard.stop();
-    }
-}
-
-fn router(shared: Arc<Shared>) -> Router {
-    let chan = "/v1.0/teams/{team}/channels/{channel}";
-    let graph = Router::new()
-        .route("/v1.0/me", get(graph::me))
-        .route("/v1.0/users", get(graph::users))
-        .route("/v1.0/me/joinedTeams", get(graph::joined_teams))
-        .route("/v1.0/teams/{team}", get(graph::team))
-        .route("/v1.0/teams/{team}/channels", get(graph::channels))
-        .route(&format!("{chan}/messages"), get(messages::list))
-        .route(&format!("{chan}/messages/delta"), get(messages::delta))
-        .route(&format!("{chan}/messages/{{id}}"), get(messages::single))
-        .route(
-            &format!("{chan}/messages/{{id}}/replies"),
-            get(messages::replies),
-        )
-        .route(
-            &format!("{chan}/messages/{{id}}/replies/{{reply}}"),
-            get(messages::reply),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            shared.clone(),
-            graph::require_token,
-        ));
-    Router::new()
-        .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
-        .merge(graph)
-        .fallback(|| async {
-            graph::graph_error(
-                axum::http::StatusCode::NOT_FOUND,
-                "UnknownError",
-                "Resource not found for the segment.",
-            )
-        })
-        .layer(middleware::from_fn_with_state(shared.clone(), count))
-        .with_state(shared)
-}
-
-async fn count(State(app): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    {
-        let mut w = app.lock();
-        w.stats.requests += 1;
-        if let Some(route) = classify(req.uri().path()) {
-            *w.stats.by_route.entry(route.to_owned()).or_default() += 1;
-        }
-    }
-    next.run(req).await
-}
-
-/// The route name a request path counts under.
-fn classify(path: &str) -> Option<&'static str> {
-    if path.ends_with("/oauth2/v2.0/token") {
-        return Some("token");
-    }
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["v1.0", "me"] => Some("me"),
-        ["v1.0", "me", "joinedTeams"] => Some("joinedTeams"),
-        ["v1.0", "users"] => Some("users"),
-        ["v1.0", "teams", _] => Some("team"),
-        ["v1.0", "teams", _, "channels"] => Some("channels"),
-        ["v1.0", "teams", _, "channels", _, "messages", "delta"] => Some("delta"),
-        ["v1.0", "teams", _, "channels", _, "messages", ..] if segs.get(7) == Some(&"replies") => {
-            Some("replies")
-        }
-        ["v1.0", "teams", _, "channels", _, "messages", ..] => Some("messages"),
-        _ => None,
     }
 }

@@ -15,7 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::ServerGuard;
+use super::server::{self, ServerGuard};
 
 /// One POST as received.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ impl Sink {
         let router = Router::new()
             .route("/v1/documents", post(receive))
             .with_state(state.clone());
-        let guard = super::serve(listener, router);
+        let guard = server::serve(listener, router);
         Ok(Sink {
             state,
             url,

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::*;
 
 mod directory;
+mod faults;
 mod identity;
 mod messages;
 mod sink;
@@ -59,7 +60,13 @@ pub(super) async fn grant(
 }
 
 pub(super) async fn get(http: &reqwest::Client, access: &str, url: &str) -> (u16, Value) {
-    let resp = http.get(url).bearer_auth(access).send().await.unwrap();
+    let resp = http
+        .get(url)
+        .bearer_auth(access)
+        .header("Prefer", "include-unknown-enum-members")
+        .send()
+        .await
+        .unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 

@@ -1,0 +1,112 @@
+//! HTTP plumbing shared by the emulator and the sink: serving a router until a guard is
+//! stopped or dropped, the emulator's route table, and the per-route request counters.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::watch;
+
+use super::{delta, graph, identity, messages, Shared};
+
+/// Stops a server when the last handle goes away.
+#[derive(Debug)]
+pub(crate) struct ServerGuard(watch::Sender<bool>);
+
+impl ServerGuard {
+    pub(crate) fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Serves `router` on `listener` until the guard is stopped or dropped.
+pub(crate) fn serve(listener: tokio::net::TcpListener, router: Router) -> ServerGuard {
+    let (tx, mut rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        };
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await;
+    });
+    ServerGuard(tx)
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let chan = "/v1.0/teams/{team}/channels/{channel}";
+    let graph = Router::new()
+        .route("/v1.0/me", get(graph::me))
+        .route("/v1.0/users", get(graph::users))
+        .route("/v1.0/me/joinedTeams", get(graph::joined_teams))
+        .route("/v1.0/teams/{team}", get(graph::team))
+        .route("/v1.0/teams/{team}/channels", get(graph::channels))
+        .route(&format!("{chan}/messages"), get(messages::list))
+        .route(&format!("{chan}/messages/delta"), get(delta::delta))
+        .route(&format!("{chan}/messages/{{id}}"), get(messages::single))
+        .route(
+            &format!("{chan}/messages/{{id}}/replies"),
+            get(messages::replies),
+        )
+        .route(
+            &format!("{chan}/messages/{{id}}/replies/{{reply}}"),
+            get(messages::reply),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            graph::require_token,
+        ));
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
+        .merge(graph)
+        .fallback(|| async {
+            graph::graph_error(
+                axum::http::StatusCode::NOT_FOUND,
+                "UnknownError",
+                "Resource not found for the segment.",
+            )
+        })
+        .layer(middleware::from_fn_with_state(shared.clone(), count))
+        .with_state(shared)
+}
+
+async fn count(State(app): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    {
+        let mut w = app.lock();
+        w.stats.requests += 1;
+        if let Some(route) = classify(req.uri().path()) {
+            *w.stats.by_route.entry(route.to_owned()).or_default() += 1;
+        }
+    }
+    next.run(req).await
+}
+
+/// The route name a request path counts under.
+fn classify(path: &str) -> Option<&'static str> {
+    if path.ends_with("/oauth2/v2.0/token") {
+        return Some("token");
+    }
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["v1.0", "me"] => Some("me"),
+        ["v1.0", "me", "joinedTeams"] => Some("joinedTeams"),
+        ["v1.0", "users"] => Some("users"),
+        ["v1.0", "teams", _] => Some("team"),
+        ["v1.0", "teams", _, "channels"] => Some("channels"),
+        ["v1.0", "teams", _, "channels", _, "messages", "delta"] => Some("delta"),
+        ["v1.0", "teams", _, "channels", _, "messages", ..] if segs.get(7) == Some(&"replies") => {
+            Some("replies")
+        }
+        ["v1.0", "teams", _, "channels", _, "messages", ..] => Some("messages"),
+        _ => None,
+    }
+}
