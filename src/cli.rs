@@ -13,7 +13,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Config file.
-    #[arg(long, global = true, env = "TEAMS_CONNECTOR_CONFIG", default_value = "connector.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "TEAMS_CONNECTOR_CONFIG",
+        default_value = "connector.toml"
+    )]
     pub config: PathBuf,
     /// Log format; default: text on a terminal, json otherwise.
     #[arg(long, global = true, value_enum, env = "TEAMS_CONNECTOR_LOG_FORMAT")]

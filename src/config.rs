@@ -407,7 +407,9 @@ fn secret(env: &BTreeMap<String, String>, name: &str) -> Result<Option<Secret>> 
                 Fatal::config(format!("{file_var} names {p}, which cannot be read: {e}"))
             })?;
             if text.trim().is_empty() {
-                return Err(Fatal::config(format!("{file_var} names {p}, which is empty")));
+                return Err(Fatal::config(format!(
+                    "{file_var} names {p}, which is empty"
+                )));
             }
             Ok(Some(Secret::new(text.trim())))
         }
@@ -427,16 +429,30 @@ fn read_secrets(env: &BTreeMap<String, String>) -> Result<Secrets> {
 
 fn validate(file: File, secrets: Secrets, path: &Path) -> Result<Config> {
     let m = file.microsoft;
-    let tenant_id = required(m.tenant_id, "[microsoft] tenant_id", "contoso.onmicrosoft.com or the tenant's GUID")?;
-    let client_id = required(m.client_id, "[microsoft] client_id", "the application (client) id of the app registration")?;
+    let tenant_id = required(
+        m.tenant_id,
+        "[microsoft] tenant_id",
+        "contoso.onmicrosoft.com or the tenant's GUID",
+    )?;
+    let client_id = required(
+        m.client_id,
+        "[microsoft] client_id",
+        "the application (client) id of the app registration",
+    )?;
     let cloud_name = m.cloud.unwrap_or_else(|| "global".into());
     let cloud = Cloud::parse(&cloud_name).ok_or_else(|| {
         Fatal::config(format!(
             "[microsoft] cloud = {cloud_name:?} is unknown; use global, usgov, usgov-dod or china"
         ))
     })?;
-    let graph_url = http_url(m.graph_url.as_deref().unwrap_or(cloud.graph_url()), "[microsoft] graph_url")?;
-    let login_url = http_url(m.login_url.as_deref().unwrap_or(cloud.login_url()), "[microsoft] login_url")?;
+    let graph_url = http_url(
+        m.graph_url.as_deref().unwrap_or(cloud.graph_url()),
+        "[microsoft] graph_url",
+    )?;
+    let login_url = http_url(
+        m.login_url.as_deref().unwrap_or(cloud.login_url()),
+        "[microsoft] login_url",
+    )?;
 
     let flow = match file.auth.flow.as_deref().unwrap_or("refresh_token") {
         "refresh_token" => Flow::RefreshToken,
@@ -444,12 +460,14 @@ fn validate(file: File, secrets: Secrets, path: &Path) -> Result<Config> {
         "client_credentials" => Flow::ClientCredentials,
         other => {
             return Err(Fatal::config(format!(
-                "[auth] flow = {other:?} is unknown; use refresh_token, password or client_credentials"
-            )))
+            "[auth] flow = {other:?} is unknown; use refresh_token, password or client_credentials"
+        )))
         }
     };
     if flow == Flow::Password && file.auth.username.is_none() {
-        return Err(Fatal::config("[auth] flow = \"password\" needs [auth] username"));
+        return Err(Fatal::config(
+            "[auth] flow = \"password\" needs [auth] username",
+        ));
     }
     let scopes = qualify_scopes(file.auth.scopes, flow, cloud);
 
@@ -466,7 +484,10 @@ fn validate(file: File, secrets: Secrets, path: &Path) -> Result<Config> {
     };
     let l = file.limits;
     positive(l.requests_per_second, "[limits] requests_per_second")?;
-    positive(l.per_channel_requests_per_second, "[limits] per_channel_requests_per_second")?;
+    positive(
+        l.per_channel_requests_per_second,
+        "[limits] per_channel_requests_per_second",
+    )?;
     if l.concurrency == 0 || l.concurrency > 256 {
         return Err(Fatal::config(format!(
             "[limits] concurrency = {} is out of range; use 1 to 256 (8 is a good start)",
@@ -481,7 +502,11 @@ fn validate(file: File, secrets: Secrets, path: &Path) -> Result<Config> {
         request_timeout: duration(&l.request_timeout, "[limits] request_timeout")?,
     };
     let i = file.ingest;
-    let url = required(i.url, "[ingest] url", "the expertise-ingest endpoint, https://…/v1/documents")?;
+    let url = required(
+        i.url,
+        "[ingest] url",
+        "the expertise-ingest endpoint, https://…/v1/documents",
+    )?;
     if i.batch_size == 0 || i.batch_size > 1000 {
         return Err(Fatal::config(format!(
             "[ingest] batch_size = {} is out of range; use 1 to 1000",
@@ -494,7 +519,9 @@ fn validate(file: File, secrets: Secrets, path: &Path) -> Result<Config> {
         timeout: duration(&i.timeout, "[ingest] timeout")?,
     };
     if file.state.dir.as_os_str().is_empty() {
-        return Err(Fatal::config("[state] dir is empty; name a directory, e.g. /var/lib/teams-connector"));
+        return Err(Fatal::config(
+            "[state] dir is empty; name a directory, e.g. /var/lib/teams-connector",
+        ));
     }
     Ok(Config {
         tenant_id,
@@ -540,10 +567,15 @@ fn required(v: Option<String>, key: &str, hint: &str) -> Result<String> {
 }
 
 fn http_url(s: &str, key: &str) -> Result<Url> {
-    let url = Url::parse(s)
-        .map_err(|e| Fatal::config(format!("{key} = {s:?} is not a URL ({e}); write e.g. https://host/path")))?;
+    let url = Url::parse(s).map_err(|e| {
+        Fatal::config(format!(
+            "{key} = {s:?} is not a URL ({e}); write e.g. https://host/path"
+        ))
+    })?;
     if url.scheme() != "https" && url.scheme() != "http" {
-        return Err(Fatal::config(format!("{key} = {s:?} must be an http:// or https:// URL")));
+        return Err(Fatal::config(format!(
+            "{key} = {s:?} must be an http:// or https:// URL"
+        )));
     }
     if url.host_str().is_none() {
         return Err(Fatal::config(format!("{key} = {s:?} has no host")));
@@ -553,7 +585,8 @@ fn http_url(s: &str, key: &str) -> Result<Url> {
 
 /// Durations as `30d`, `45m`, `1h 30m` (humantime).
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 30d, 12h or 45m"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 30d, 12h or 45m"))
 }
 
 fn duration(s: &str, key: &str) -> Result<Duration> {
@@ -564,7 +597,9 @@ fn positive(v: f64, key: &str) -> Result<()> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(Fatal::config(format!("{key} = {v} must be a positive number")))
+        Err(Fatal::config(format!(
+            "{key} = {v} must be a positive number"
+        )))
     }
 }
 

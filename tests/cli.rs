@@ -3,7 +3,11 @@
 use crate::util::bin;
 
 async fn run(args: &[&str]) -> crate::util::Run {
-    bin(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &Default::default()).await
+    bin(
+        &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        &Default::default(),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -25,5 +29,9 @@ async fn help_and_version_are_0() {
 async fn commands_not_in_this_version_say_so() {
     let r = run(&["backfill", "--since", "2024-01-01"]).await;
     assert_eq!(r.code, 64);
-    assert!(r.stderr.contains("not available in this version"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not available in this version"),
+        "{}",
+        r.stderr
+    );
 }

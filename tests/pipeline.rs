@@ -27,15 +27,35 @@ fn assert_matches_truth(h: &Harness, include_private: bool) {
     let got: BTreeSet<&String> = received.keys().collect();
     let missing: Vec<_> = want.difference(&got).collect();
     let extra: Vec<_> = got.difference(&want).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, unexpected {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, unexpected {extra:?}"
+    );
     for (id, truth) in &expected {
         let doc = &received[id];
-        let Expected::Forward { author, mentions, marker } = &truth.expected else { unreachable!() };
+        let Expected::Forward {
+            author,
+            mentions,
+            marker,
+        } = &truth.expected
+        else {
+            unreachable!()
+        };
         assert_eq!(doc["op"], "upsert", "{id}");
         assert_eq!(doc["author"].as_str(), Some(author.as_str()), "{id}");
-        let got_mentions: Vec<&str> = doc["mentions"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
-        assert_eq!(got_mentions, mentions.iter().map(String::as_str).collect::<Vec<_>>(), "{id}");
-        let created = chrono::DateTime::parse_from_rfc3339(doc["created_at"].as_str().unwrap()).unwrap();
+        let got_mentions: Vec<&str> = doc["mentions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            got_mentions,
+            mentions.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{id}"
+        );
+        let created =
+            chrono::DateTime::parse_from_rfc3339(doc["created_at"].as_str().unwrap()).unwrap();
         assert_eq!(created, truth.created, "{id}");
         let content = doc["content"].as_str().unwrap();
         assert!(!content.trim().is_empty(), "{id}");
@@ -52,7 +72,10 @@ async fn first_run_forwards_exactly_the_eligible_messages() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_matches_truth(&h, false);
     let s = run.summary();
-    assert_eq!(s["forwarded"].as_u64(), Some(h.expected(false).len() as u64));
+    assert_eq!(
+        s["forwarded"].as_u64(),
+        Some(h.expected(false).len() as u64)
+    );
     assert!(s["skipped"].as_str().unwrap().contains("system_event"));
     // Every batch carries an idempotency key and at most batch_size documents.
     for b in h.sink.batches() {
@@ -68,7 +91,10 @@ async fn private_teams_are_crawled_only_when_configured() {
     h.set("crawl", "include_private_teams = true");
     let run = h.run(&["run"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(h.expected(true).len() > h.expected(false).len(), "the generated tenant has private teams");
+    assert!(
+        h.expected(true).len() > h.expected(false).len(),
+        "the generated tenant has private teams"
+    );
     assert_matches_truth(&h, true);
 }
 
@@ -80,28 +106,74 @@ async fn later_runs_forward_only_changes_with_stable_ids_and_deletes() {
 
     let second = h.run(&["run"]).await;
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_eq!(h.sink.documents().len(), first, "an unchanged tenant forwards nothing");
+    assert_eq!(
+        h.sink.documents().len(),
+        first,
+        "an unchanged tenant forwards nothing"
+    );
 
-    let report = h.emu.mutate(Mutation { add_roots: 4, add_replies: 3, edit: 3, delete: 2 });
+    let report = h.emu.mutate(Mutation {
+        add_roots: 4,
+        add_replies: 3,
+        edit: 3,
+        delete: 2,
+    });
     let third = h.run(&["run"]).await;
     assert_eq!(third.code, 0, "{}", third.stderr);
     let new_docs: Vec<Value> = h.sink.documents()[first..].to_vec();
     let visible = |k: &teams_connector::emulator::MessageKey| {
-        h.emu.truth().iter().any(|t| t.team_id == k.team_id && !t.team_private)
+        h.emu
+            .truth()
+            .iter()
+            .any(|t| t.team_id == k.team_id && !t.team_private)
     };
     let id_of = |k: &teams_connector::emulator::MessageKey| {
-        teams_connector::transform::document_id(&h.emu.tenant_id(), &k.team_id, &k.channel_id, &k.thread_id, &k.message_id)
+        teams_connector::transform::document_id(
+            &h.emu.tenant_id(),
+            &k.team_id,
+            &k.channel_id,
+            &k.thread_id,
+            &k.message_id,
+        )
     };
-    let upserts: BTreeSet<String> = new_docs.iter().filter(|d| d["op"] == "upsert").map(|d| d["id"].as_str().unwrap().to_string()).collect();
-    let deletes: BTreeSet<String> = new_docs.iter().filter(|d| d["op"] == "delete").map(|d| d["id"].as_str().unwrap().to_string()).collect();
-    let want_upserts: BTreeSet<String> = report.added.iter().chain(&report.edited).filter(|k| visible(k)).map(id_of).collect();
-    let want_deletes: BTreeSet<String> = report.deleted.iter().filter(|k| visible(k)).map(id_of).collect();
-    assert_eq!(upserts, want_upserts, "only new and edited messages are sent again");
-    assert_eq!(deletes, want_deletes, "each deleted message becomes a delete");
+    let upserts: BTreeSet<String> = new_docs
+        .iter()
+        .filter(|d| d["op"] == "upsert")
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    let deletes: BTreeSet<String> = new_docs
+        .iter()
+        .filter(|d| d["op"] == "delete")
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    let want_upserts: BTreeSet<String> = report
+        .added
+        .iter()
+        .chain(&report.edited)
+        .filter(|k| visible(k))
+        .map(id_of)
+        .collect();
+    let want_deletes: BTreeSet<String> = report
+        .deleted
+        .iter()
+        .filter(|k| visible(k))
+        .map(id_of)
+        .collect();
+    assert_eq!(
+        upserts, want_upserts,
+        "only new and edited messages are sent again"
+    );
+    assert_eq!(
+        deletes, want_deletes,
+        "each deleted message becomes a delete"
+    );
     // Edited messages keep their id and carry the new text.
     let received = h.received();
     for t in h.expected(false).values() {
-        if let Expected::Forward { marker: Some(m), .. } = &t.expected {
+        if let Expected::Forward {
+            marker: Some(m), ..
+        } = &t.expected
+        {
             let doc = &received[&h.doc_id(t)];
             assert!(doc["content"].as_str().unwrap().contains(m.as_str()));
         }
@@ -143,7 +215,12 @@ async fn dry_run_prints_documents_and_moves_nothing() {
     let ids: BTreeSet<String> = dry
         .stdout
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON line")["id"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("NDJSON line")["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let expected: BTreeSet<String> = h.expected(false).into_keys().collect();
     assert_eq!(ids, expected);
@@ -162,11 +239,18 @@ async fn a_rotated_refresh_token_is_kept_and_a_rejected_one_is_exit_77() {
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert_eq!(h.emu.stats().spent_refresh_token_reuse, 0);
 
-    h.env.insert("TEAMS_CONNECTOR_REFRESH_TOKEN".into(), "not-a-token-the-emulator-issued".into());
+    h.env.insert(
+        "TEAMS_CONNECTOR_REFRESH_TOKEN".into(),
+        "not-a-token-the-emulator-issued".into(),
+    );
     std::fs::remove_dir_all(h.state_dir()).unwrap();
     let rejected = h.run(&["run"]).await;
     assert_eq!(rejected.code, 77, "{}", rejected.stderr);
-    assert!(rejected.stderr.contains("teams-connector login"), "{}", rejected.stderr);
+    assert!(
+        rejected.stderr.contains("teams-connector login"),
+        "{}",
+        rejected.stderr
+    );
     assert!(!rejected.stderr.contains("not-a-token-the-emulator-issued"));
 }
 
@@ -187,5 +271,9 @@ async fn demo_runs_with_no_config_and_prints_documents() {
     let run = crate::util::bin(&["demo".to_string()], &Default::default()).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("Run summary"), "{}", run.stdout);
-    assert!(run.stdout.matches("\"op\": \"upsert\"").count() >= 3, "{}", run.stdout);
+    assert!(
+        run.stdout.matches("\"op\": \"upsert\"").count() >= 3,
+        "{}",
+        run.stdout
+    );
 }

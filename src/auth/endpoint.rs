@@ -67,14 +67,17 @@ impl Endpoint {
             Counters::add(&self.counters.retries, 1);
             tracing::warn!(attempt, reason = %failure, "Token endpoint failed; retrying.");
             if self.shutdown.sleep(backoff(attempt)).await.is_err() {
-                return Err(Fatal::unavailable("interrupted while waiting for the token endpoint"));
+                return Err(Fatal::unavailable(
+                    "interrupted while waiting for the token endpoint",
+                ));
             }
             attempt += 1;
         }
     }
 
     async fn send(&self, grant: &Grant) -> std::result::Result<TokenResponse, Attempt> {
-        let mut form: Vec<(&str, &str)> = vec![("client_id", &self.client_id), ("scope", &self.scope)];
+        let mut form: Vec<(&str, &str)> =
+            vec![("client_id", &self.client_id), ("scope", &self.scope)];
         match grant {
             Grant::RefreshToken(rt) => {
                 form.push(("grant_type", "refresh_token"));
@@ -193,7 +196,11 @@ mod tests {
         .unwrap();
         let f = explain(400, &body);
         assert_eq!(f.code, crate::exit::Code::Auth);
-        assert!(f.message.contains("invalid_grant AADSTS700082"), "{}", f.message);
+        assert!(
+            f.message.contains("invalid_grant AADSTS700082"),
+            "{}",
+            f.message
+        );
         assert!(f.message.contains("teams-connector login"), "{}", f.message);
         assert!(!f.message.contains('\n'));
     }

@@ -146,7 +146,8 @@ impl TokenSource {
 
     fn save_rotated(&self, response: &TokenResponse, seed_fp: Option<&str>) -> Result<()> {
         if let Some(rt) = &response.refresh_token {
-            self.store.set_refresh_token(&Secret::new(rt.clone()), seed_fp)?;
+            self.store
+                .set_refresh_token(&Secret::new(rt.clone()), seed_fp)?;
         }
         Ok(())
     }
@@ -155,8 +156,11 @@ impl TokenSource {
 /// `{login}/{tenant}/oauth2/v2.0/token`.
 pub fn token_url(login: &Url, tenant: &str) -> Result<Url> {
     let base = login.as_str().trim_end_matches('/');
-    Url::parse(&format!("{base}/{tenant}/oauth2/v2.0/token"))
-        .map_err(|e| Fatal::config(format!("[microsoft] tenant_id {tenant:?} does not form a token URL: {e}")))
+    Url::parse(&format!("{base}/{tenant}/oauth2/v2.0/token")).map_err(|e| {
+        Fatal::config(format!(
+            "[microsoft] tenant_id {tenant:?} does not form a token URL: {e}"
+        ))
+    })
 }
 
 /// A short, one-way fingerprint of a seed token: lets the store tell "same seed as the

@@ -54,12 +54,17 @@ pub fn status(config: &Config, json: bool) -> Result<Code> {
         channels: store
             .channels()?
             .into_iter()
-            .map(|(team, channel, cursor)| ChannelView { team, channel, cursor })
+            .map(|(team, channel, cursor)| ChannelView {
+                team,
+                channel,
+                cursor,
+            })
             .collect(),
         last_run: store.last_run()?,
     };
     if json {
-        let text = serde_json::to_string_pretty(&view).map_err(|e| Fatal::internal(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&view).map_err(|e| Fatal::internal(e.to_string()))?;
         println!("{text}");
         return Ok(Code::Ok);
     }
@@ -71,7 +76,11 @@ pub fn status(config: &Config, json: bool) -> Result<Code> {
     }
     println!("channels with a cursor: {}", view.channels.len());
     for c in &view.channels {
-        let last = c.cursor.synced_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into());
+        let last = c
+            .cursor
+            .synced_at
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "never".into());
         println!("  {} / {}: last sync {last}", c.team, c.channel);
     }
     match &view.last_run {
@@ -91,9 +100,17 @@ pub fn reset(config: &Config, args: &ResetArgs) -> Result<Code> {
     let store = Store::open(&config.state_dir)?;
     let scope = match (&args.team, &args.channel) {
         (None, None) => "every channel".to_string(),
-        (t, c) => format!("team {} channel {}", t.as_deref().unwrap_or("*"), c.as_deref().unwrap_or("*")),
+        (t, c) => format!(
+            "team {} channel {}",
+            t.as_deref().unwrap_or("*"),
+            c.as_deref().unwrap_or("*")
+        ),
     };
-    if !args.yes && !confirm(&format!("Forget the cursors of {scope}? The next run re-sends their messages. [y/N] "))? {
+    if !args.yes
+        && !confirm(&format!(
+            "Forget the cursors of {scope}? The next run re-sends their messages. [y/N] "
+        ))?
+    {
         eprintln!("nothing reset");
         return Ok(Code::Ok);
     }
@@ -104,7 +121,9 @@ pub fn reset(config: &Config, args: &ResetArgs) -> Result<Code> {
 
 fn confirm(prompt: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        return Err(Fatal::usage("reset asks for confirmation; pass --yes when not on a terminal"));
+        return Err(Fatal::usage(
+            "reset asks for confirmation; pass --yes when not on a terminal",
+        ));
     }
     eprint!("{prompt}");
     let _ = std::io::stderr().flush();

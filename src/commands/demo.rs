@@ -35,9 +35,15 @@ pub async fn emulator(args: EmulatorArgs, shutdown: Shutdown) -> Result<Code> {
 
 pub async fn demo(shutdown: Shutdown) -> Result<Code> {
     let local: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let start_err = |e: std::io::Error| Fatal::internal(format!("cannot start the demo servers on 127.0.0.1: {e}"));
-    let emu = Emulator::start(TenantSpec::default(), EmulatorOptions::default(), local).await.map_err(start_err)?;
-    let sink = Sink::start(Some(DEMO_INGEST_TOKEN.into()), local).await.map_err(start_err)?;
+    let start_err = |e: std::io::Error| {
+        Fatal::internal(format!("cannot start the demo servers on 127.0.0.1: {e}"))
+    };
+    let emu = Emulator::start(TenantSpec::default(), EmulatorOptions::default(), local)
+        .await
+        .map_err(start_err)?;
+    let sink = Sink::start(Some(DEMO_INGEST_TOKEN.into()), local)
+        .await
+        .map_err(start_err)?;
     let dir = std::env::temp_dir().join(format!("teams-connector-demo-{}", std::process::id()));
     let result = demo_run(&emu, &sink, &dir, shutdown).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -46,8 +52,14 @@ pub async fn demo(shutdown: Shutdown) -> Result<Code> {
     result
 }
 
-async fn demo_run(emu: &Emulator, sink: &Sink, dir: &std::path::Path, shutdown: Shutdown) -> Result<Code> {
-    std::fs::create_dir_all(dir).map_err(|e| Fatal::state(format!("cannot create {}: {e}", dir.display())))?;
+async fn demo_run(
+    emu: &Emulator,
+    sink: &Sink,
+    dir: &std::path::Path,
+    shutdown: Shutdown,
+) -> Result<Code> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Fatal::state(format!("cannot create {}: {e}", dir.display())))?;
     let config_path = dir.join("connector.toml");
     let toml = format!(
         "[microsoft]\ntenant_id = \"{tenant}\"\nclient_id = \"{client}\"\ngraph_url = \"{url}\"\nlogin_url = \"{url}\"\n\n[crawl]\ninclude_private_teams = true\n\n[limits]\nrequests_per_second = 200\nper_channel_requests_per_second = 50\n\n[ingest]\nurl = \"{ingest}\"\n\n[state]\ndir = \"{state}\"\n",
@@ -57,17 +69,27 @@ async fn demo_run(emu: &Emulator, sink: &Sink, dir: &std::path::Path, shutdown: 
         ingest = sink.url(),
         state = dir.join("state").display(),
     );
-    std::fs::write(&config_path, toml).map_err(|e| Fatal::state(format!("cannot write {}: {e}", config_path.display())))?;
+    std::fs::write(&config_path, toml)
+        .map_err(|e| Fatal::state(format!("cannot write {}: {e}", config_path.display())))?;
     let env = BTreeMap::from([
-        ("TEAMS_CONNECTOR_REFRESH_TOKEN".to_string(), emu.initial_refresh_token()),
-        ("TEAMS_CONNECTOR_INGEST_TOKEN".to_string(), DEMO_INGEST_TOKEN.to_string()),
+        (
+            "TEAMS_CONNECTOR_REFRESH_TOKEN".to_string(),
+            emu.initial_refresh_token(),
+        ),
+        (
+            "TEAMS_CONNECTOR_INGEST_TOKEN".to_string(),
+            DEMO_INGEST_TOKEN.to_string(),
+        ),
     ]);
     let config = Config::load_with_env(&config_path, &env)?;
     let (summary, code) = sync::run(&config, &RunOptions::default(), shutdown).await?;
     let pretty = |v: &dyn erased::Pretty| v.pretty();
     println!("Run summary:\n{}", pretty(&summary));
     let docs = sink.documents();
-    println!("\n{} documents reached the sink; the first three:", docs.len());
+    println!(
+        "\n{} documents reached the sink; the first three:",
+        docs.len()
+    );
     for d in docs.iter().take(3) {
         println!("{}", pretty(d));
     }

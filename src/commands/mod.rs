@@ -37,12 +37,20 @@ fn not_in_this_version(command: &str, instead: &str) -> Fatal {
 
 pub fn run_options(args: &RunArgs) -> Result<RunOptions> {
     if args.metrics_file.is_some() {
-        return Err(not_in_this_version("--metrics-file", "read the run_summary log event"));
+        return Err(not_in_this_version(
+            "--metrics-file",
+            "read the run_summary log event",
+        ));
     }
     Ok(RunOptions {
         dry_run: args.dry_run,
         teams: args.teams.clone(),
-        shard: args.shard.as_deref().map(Shard::parse).transpose().map_err(Fatal::usage)?,
+        shard: args
+            .shard
+            .as_deref()
+            .map(Shard::parse)
+            .transpose()
+            .map_err(Fatal::usage)?,
         max_duration: args
             .max_duration
             .as_deref()

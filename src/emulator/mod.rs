@@ -30,6 +30,7 @@ mod server;
 mod sink;
 mod tenant;
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // test clients need no product settings
 mod tests;
 mod truth;
 

@@ -37,14 +37,20 @@ pub enum GraphError {
 impl std::fmt::Display for GraphError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            GraphError::Status { status, code, message } => {
+            GraphError::Status {
+                status,
+                code,
+                message,
+            } => {
                 write!(f, "Graph answered {status} {code}")?;
                 if !message.is_empty() {
                     write!(f, ": {message}")?;
                 }
                 Ok(())
             }
-            GraphError::Unavailable(m) | GraphError::Invalid(m) | GraphError::Refused(m) => f.write_str(m),
+            GraphError::Unavailable(m) | GraphError::Invalid(m) | GraphError::Refused(m) => {
+                f.write_str(m)
+            }
             GraphError::Auth(fatal) => f.write_str(&fatal.message),
             GraphError::Cancelled => f.write_str("interrupted"),
         }
@@ -83,7 +89,11 @@ impl Graph {
     }
 
     /// GETs `url` and decodes the JSON body. `channel` names the per-channel rate bucket.
-    pub async fn get<T: DeserializeOwned>(&self, url: &str, channel: Option<&str>) -> Result<T, GraphError> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        channel: Option<&str>,
+    ) -> Result<T, GraphError> {
         if !self.endpoints.owns(url) {
             return Err(GraphError::Refused(format!(
                 "refusing to follow a link to another host than [microsoft] graph_url: {}",
@@ -147,16 +157,21 @@ impl Graph {
     async fn wait(&self, delay: Duration) -> Result<(), GraphError> {
         let started = Instant::now();
         let r = self.shutdown.sleep(delay).await;
-        Counters::add(&self.counters.throttle_wait_ms, started.elapsed().as_millis() as u64);
+        Counters::add(
+            &self.counters.throttle_wait_ms,
+            started.elapsed().as_millis() as u64,
+        );
         r.map_err(|_| GraphError::Cancelled)
     }
 
     async fn finish<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T, GraphError> {
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| GraphError::Unavailable(format!("reading a Graph response failed: {}", transport(&e))))?;
+        let body = resp.bytes().await.map_err(|e| {
+            GraphError::Unavailable(format!(
+                "reading a Graph response failed: {}",
+                transport(&e)
+            ))
+        })?;
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|e| {
                 GraphError::Invalid(format!(

@@ -34,7 +34,10 @@ impl Endpoints {
     }
 
     pub fn users(&self) -> String {
-        self.url("users", &[("$select", "id,mail,userPrincipalName"), ("$top", "999")])
+        self.url(
+            "users",
+            &[("$select", "id,mail,userPrincipalName"), ("$top", "999")],
+        )
     }
 
     pub fn me(&self) -> String {
@@ -46,7 +49,10 @@ impl Endpoints {
     }
 
     pub fn team(&self, team: &str) -> String {
-        self.url(&format!("teams/{}", segment(team)), &[("$select", "id,displayName,visibility,isArchived")])
+        self.url(
+            &format!("teams/{}", segment(team)),
+            &[("$select", "id,displayName,visibility,isArchived")],
+        )
     }
 
     pub fn channels(&self, team: &str) -> String {
@@ -66,7 +72,11 @@ impl Endpoints {
             q.push(("$expand", "replies"));
         }
         self.url(
-            &format!("teams/{}/channels/{}/messages/delta", segment(team), segment(channel)),
+            &format!(
+                "teams/{}/channels/{}/messages/delta",
+                segment(team),
+                segment(channel)
+            ),
             &q,
         )
     }
@@ -101,9 +111,19 @@ mod tests {
     #[test]
     fn delta_url_carries_top_filter_and_expand() {
         let e = Endpoints::new(&Url::parse("https://graph.microsoft.com").unwrap());
-        let u = e.delta("t1", "19:abc@thread.tacv2", "2024-01-01T00:00:00.000Z", true);
+        let u = e.delta(
+            "t1",
+            "19:abc@thread.tacv2",
+            "2024-01-01T00:00:00.000Z",
+            true,
+        );
         assert!(u.starts_with("https://graph.microsoft.com/v1.0/teams/t1/channels/19:abc@thread.tacv2/messages/delta?"), "{u}");
-        assert!(u.contains("%24top=50") && u.contains("%24expand=replies") && u.contains("lastModifiedDateTime+gt+2024"), "{u}");
+        assert!(
+            u.contains("%24top=50")
+                && u.contains("%24expand=replies")
+                && u.contains("lastModifiedDateTime+gt+2024"),
+            "{u}"
+        );
     }
 
     #[test]

@@ -127,7 +127,11 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!("{}/fixtures/graph/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read_to_string(format!(
+            "{}/fixtures/graph/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -143,10 +147,14 @@ mod tests {
             "channel-messages-list-beta-with-deleted-message.json",
             "channel-message-replies-list.json",
         ] {
-            let page: Page<ChatMessage> = serde_json::from_str(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let page: Page<ChatMessage> =
+                serde_json::from_str(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!page.value.is_empty(), "{name}");
         }
-        let last: Page<ChatMessage> = serde_json::from_str(&fixture("channel-messages-delta-page3-final-deltalink.json")).unwrap();
+        let last: Page<ChatMessage> = serde_json::from_str(&fixture(
+            "channel-messages-delta-page3-final-deltalink.json",
+        ))
+        .unwrap();
         assert!(last.delta_link.unwrap().contains("$deltatoken="));
     }
 
@@ -154,16 +162,22 @@ mod tests {
     fn parses_directory_and_team_pages() {
         let users: Page<User> = serde_json::from_str(&fixture("users-list-page.json")).unwrap();
         assert!(users.value.iter().any(|u| u.mail.is_none()));
-        let teams: Page<Team> = serde_json::from_str(&fixture("joined-teams-v1.0-2021.json")).unwrap();
+        let teams: Page<Team> =
+            serde_json::from_str(&fixture("joined-teams-v1.0-2021.json")).unwrap();
         assert!(teams.value.iter().all(|t| t.display_name.is_none()));
-        let channels: Page<Channel> = serde_json::from_str(&fixture("channels-list-filter-shared-beta.json")).unwrap();
+        let channels: Page<Channel> =
+            serde_json::from_str(&fixture("channels-list-filter-shared-beta.json")).unwrap();
         assert_eq!(channels.value[0].membership_type.as_deref(), Some("shared"));
     }
 
     #[test]
     fn parses_the_teams_style_nested_error() {
-        let e: ErrorEnvelope = serde_json::from_str(&fixture("error-404-team-not-found.json")).unwrap();
+        let e: ErrorEnvelope =
+            serde_json::from_str(&fixture("error-404-team-not-found.json")).unwrap();
         let detail = e.error.unwrap();
-        assert_eq!(detail.inner_error.and_then(|i| i.code).as_deref(), Some("ItemNotFound"));
+        assert_eq!(
+            detail.inner_error.and_then(|i| i.code).as_deref(),
+            Some("ItemNotFound")
+        );
     }
 }

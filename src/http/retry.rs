@@ -40,7 +40,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// `Retry-After` as decimal seconds (`2.128`) or an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let raw = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let raw = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = raw.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
             return Some(Duration::from_secs_f64(secs).min(MAX_RETRY_AFTER));
@@ -66,7 +70,12 @@ pub fn backoff(attempt: u32) -> Duration {
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.finish()
 }
 
@@ -83,7 +92,10 @@ mod tests {
 
     #[test]
     fn retry_after_decimal_seconds() {
-        assert_eq!(retry_after(&headers("2.128")), Some(Duration::from_millis(2128)));
+        assert_eq!(
+            retry_after(&headers("2.128")),
+            Some(Duration::from_millis(2128))
+        );
         assert_eq!(retry_after(&headers("10")), Some(Duration::from_secs(10)));
         assert_eq!(retry_after(&headers("-1")), None);
         assert_eq!(retry_after(&headers("soon")), None);
@@ -105,8 +117,20 @@ mod tests {
     #[test]
     fn only_throttling_and_server_errors_retry() {
         let h = HeaderMap::new();
-        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, &h), Decision::Retry { throttled: true, .. }));
-        assert!(matches!(classify(StatusCode::SERVICE_UNAVAILABLE, &h), Decision::Retry { throttled: false, .. }));
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, &h),
+            Decision::Retry {
+                throttled: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, &h),
+            Decision::Retry {
+                throttled: false,
+                ..
+            }
+        ));
         assert_eq!(classify(StatusCode::BAD_REQUEST, &h), Decision::Done);
         assert_eq!(classify(StatusCode::NOT_FOUND, &h), Decision::Done);
     }

@@ -25,7 +25,10 @@ pub enum IngestError {
 impl std::fmt::Display for IngestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            IngestError::Rejected { status, detail } => write!(f, "the ingest rejected a batch with HTTP {status}: {detail}"),
+            IngestError::Rejected { status, detail } => write!(
+                f,
+                "the ingest rejected a batch with HTTP {status}: {detail}"
+            ),
             IngestError::Unavailable(m) => f.write_str(m),
         }
     }
@@ -47,10 +50,11 @@ pub struct IngestClient {
 
 impl IngestClient {
     pub async fn post(&self, docs: &[Document]) -> Result<(), IngestError> {
-        let body = serde_json::to_vec(&Batch { documents: docs }).map_err(|e| IngestError::Rejected {
-            status: 0,
-            detail: format!("cannot encode the batch: {e}"),
-        })?;
+        let body =
+            serde_json::to_vec(&Batch { documents: docs }).map_err(|e| IngestError::Rejected {
+                status: 0,
+                detail: format!("cannot encode the batch: {e}"),
+            })?;
         let key = idempotency_key(&body);
         let mut attempt = 0u32;
         loop {
@@ -67,8 +71,15 @@ impl IngestClient {
                 )));
             }
             tracing::warn!(attempt, reason = %why, "Ingest POST failed; retrying.");
-            if self.shutdown.sleep(wait.unwrap_or_else(|| backoff(attempt))).await.is_err() {
-                return Err(IngestError::Unavailable("interrupted while waiting to retry the ingest".into()));
+            if self
+                .shutdown
+                .sleep(wait.unwrap_or_else(|| backoff(attempt)))
+                .await
+                .is_err()
+            {
+                return Err(IngestError::Unavailable(
+                    "interrupted while waiting to retry the ingest".into(),
+                ));
             }
             attempt += 1;
         }
@@ -97,7 +108,13 @@ impl IngestClient {
             return Err(Failure::Retry(after, format!("HTTP {}", status.as_u16())));
         }
         let text = resp.text().await.unwrap_or_default();
-        let detail: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
+        let detail: String = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(200)
+            .collect();
         let hint = if status.as_u16() == 401 || status.as_u16() == 403 {
             "; check TEAMS_CONNECTOR_INGEST_TOKEN"
         } else {
@@ -116,5 +133,8 @@ enum Failure {
 }
 
 fn idempotency_key(body: &[u8]) -> String {
-    Sha256::digest(body)[..16].iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(body)[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -48,10 +48,7 @@ impl Lock {
                 ));
             }
             Err(TryLockError::Error(e)) => {
-                return Err(Fatal::state(format!(
-                    "cannot lock {}: {e}",
-                    path.display()
-                )))
+                return Err(Fatal::state(format!("cannot lock {}: {e}", path.display())))
             }
         }
         let _ = file.set_len(0);

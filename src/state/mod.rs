@@ -220,9 +220,8 @@ fn create_private_dir(dir: &Path) -> Result<()> {
                 ))
             })?;
     }
-    let meta = std::fs::metadata(dir).map_err(|e| {
-        Fatal::state(format!("cannot read the state dir {}: {e}", dir.display()))
-    })?;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| Fatal::state(format!("cannot read the state dir {}: {e}", dir.display())))?;
     if !meta.is_dir() {
         return Err(Fatal::state(format!(
             "[state] dir {} is not a directory",

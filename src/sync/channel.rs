@@ -71,7 +71,11 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
 
 impl Progress<'_> {
     async fn run(&mut self) -> Result<(), Stop> {
-        let cursor = self.crawl.store.channel(&self.place.team, &self.place.channel).map_err(Stop::Fatal)?;
+        let cursor = self
+            .crawl
+            .store
+            .channel(&self.place.team, &self.place.channel)
+            .map_err(Stop::Fatal)?;
         let cursor = cursor.unwrap_or_default();
         self.incremental = cursor.delta_link.is_some();
         self.since = cursor.last_sync;
@@ -109,7 +113,11 @@ impl Progress<'_> {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Stop> {
-        self.crawl.graph.get(url, Some(&self.place.channel)).await.map_err(Stop::Graph)
+        self.crawl
+            .graph
+            .get(url, Some(&self.place.channel))
+            .await
+            .map_err(Stop::Graph)
     }
 
     async fn root(&mut self, root: &ChatMessage) -> Result<(), Stop> {
@@ -155,7 +163,11 @@ impl Progress<'_> {
             channel: &self.place.channel,
             thread,
         };
-        match self.crawl.transformer.message(&place, msg, &self.crawl.directory, self.incremental) {
+        match self
+            .crawl
+            .transformer
+            .message(&place, msg, &self.crawl.directory, self.incremental)
+        {
             Outcome::Forward(doc) => {
                 match doc.op {
                     crate::transform::Op::Upsert => self.counts.forwarded += 1,
@@ -237,17 +249,27 @@ impl Progress<'_> {
                 self.crawl.abort(f);
                 (Ending::Stopped, None)
             }
-            Stop::Graph(e @ GraphError::Status { .. }) => fail(FailureKind::GraphRefused, e.to_string()),
-            Stop::Graph(e @ GraphError::Unavailable(_)) => fail(FailureKind::GraphUnavailable, e.to_string()),
+            Stop::Graph(e @ GraphError::Status { .. }) => {
+                fail(FailureKind::GraphRefused, e.to_string())
+            }
+            Stop::Graph(e @ GraphError::Unavailable(_)) => {
+                fail(FailureKind::GraphUnavailable, e.to_string())
+            }
             Stop::Graph(e) => fail(FailureKind::GraphInvalid, e.to_string()),
-            Stop::Ingest(e @ IngestError::Rejected { .. }) => fail(FailureKind::IngestRejected, e.to_string()),
-            Stop::Ingest(e @ IngestError::Unavailable(_)) => fail(FailureKind::IngestUnavailable, e.to_string()),
+            Stop::Ingest(e @ IngestError::Rejected { .. }) => {
+                fail(FailureKind::IngestRejected, e.to_string())
+            }
+            Stop::Ingest(e @ IngestError::Unavailable(_)) => {
+                fail(FailureKind::IngestUnavailable, e.to_string())
+            }
         }
     }
 }
 
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// Graph's timestamp form: `2021-01-22T21:39:42.080Z`.

@@ -45,7 +45,10 @@ impl Shard {
 }
 
 /// Follows `@odata.nextLink` to the end of a collection.
-pub async fn collect<T: serde::de::DeserializeOwned>(graph: &Graph, first: String) -> Result<Vec<T>, GraphError> {
+pub async fn collect<T: serde::de::DeserializeOwned>(
+    graph: &Graph,
+    first: String,
+) -> Result<Vec<T>, GraphError> {
     let mut out = Vec::new();
     let mut next = Some(first);
     while let Some(url) = next {
@@ -72,15 +75,25 @@ pub async fn directory(graph: &Graph) -> Result<Directory, GraphError> {
 }
 
 /// The teams to crawl. Per-team lookups that fail are recorded and the team left out.
-pub async fn teams(graph: &Graph, filter: &TeamFilter, failures: &mut Vec<Failure>) -> Result<Vec<Team>, GraphError> {
+pub async fn teams(
+    graph: &Graph,
+    filter: &TeamFilter,
+    failures: &mut Vec<Failure>,
+) -> Result<Vec<Team>, GraphError> {
     let joined: Vec<Team> = collect(graph, graph.endpoints.joined_teams()).await?;
     let matches = |t: &Team, list: &[String]| {
         list.iter().any(|x| {
-            x.eq_ignore_ascii_case(&t.id) || t.display_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(x))
+            x.eq_ignore_ascii_case(&t.id)
+                || t.display_name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(x))
         })
     };
     for wanted in &filter.only {
-        if !joined.iter().any(|t| matches(t, std::slice::from_ref(wanted))) {
+        if !joined
+            .iter()
+            .any(|t| matches(t, std::slice::from_ref(wanted)))
+        {
             tracing::warn!(team = %wanted, "No accessible team has this id or name; check [crawl] teams / --team and that the technical user is a member.");
         }
     }
@@ -94,13 +107,25 @@ pub async fn teams(graph: &Graph, filter: &TeamFilter, failures: &mut Vec<Failur
         }
         if !filter.include_private {
             // joinedTeams leaves `visibility` null; the team itself has it.
-            match graph.get::<Team>(&graph.endpoints.team(&team.id), None).await {
-                Ok(full) if full.visibility.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("private")) => {
+            match graph
+                .get::<Team>(&graph.endpoints.team(&team.id), None)
+                .await
+            {
+                Ok(full)
+                    if full
+                        .visibility
+                        .as_deref()
+                        .is_some_and(|v| v.eq_ignore_ascii_case("private")) =>
+                {
                     tracing::debug!(team = %team.id, "Private team left out; set [crawl] include_private_teams = true to crawl it.");
                     continue;
                 }
                 Ok(_) => {}
-                Err(GraphError::Status { status, code, message }) => {
+                Err(GraphError::Status {
+                    status,
+                    code,
+                    message,
+                }) => {
                     failures.push(team_failure(&team.id, status, &code, &message));
                     continue;
                 }

@@ -84,7 +84,11 @@ impl Crawl {
 }
 
 /// The scheduled job. Returns the summary and the exit code it earned.
-pub async fn run(config: &Config, opts: &RunOptions, shutdown: Shutdown) -> Result<(Summary, Code)> {
+pub async fn run(
+    config: &Config,
+    opts: &RunOptions,
+    shutdown: Shutdown,
+) -> Result<(Summary, Code)> {
     let started = Instant::now();
     let mut summary = Summary {
         started_at: graph_time(Utc::now()),
@@ -106,21 +110,34 @@ pub async fn run(config: &Config, opts: &RunOptions, shutdown: Shutdown) -> Resu
             shutdown: shutdown.clone(),
         })
     };
-    let tokens = Arc::new(TokenSource::new(config, http.clone(), store.clone(), counters.clone(), shutdown.clone())?);
+    let tokens = Arc::new(TokenSource::new(
+        config,
+        http.clone(),
+        store.clone(),
+        counters.clone(),
+        shutdown.clone(),
+    )?);
     // Sign in before anything else: a rejected token is exit 77 with nothing half done.
     tokens.access_token().await?;
     let graph = Graph::new(
         Endpoints::new(&config.graph_url),
         http,
         tokens,
-        Limiter::new(config.limits.requests_per_second, config.limits.per_channel_requests_per_second),
+        Limiter::new(
+            config.limits.requests_per_second,
+            config.limits.per_channel_requests_per_second,
+        ),
         counters.clone(),
         config.limits.max_retries,
         shutdown.clone(),
     );
     let filter = TeamFilter {
         include_private: config.crawl.include_private_teams,
-        only: if opts.teams.is_empty() { config.crawl.teams.clone() } else { opts.teams.clone() },
+        only: if opts.teams.is_empty() {
+            config.crawl.teams.clone()
+        } else {
+            opts.teams.clone()
+        },
         exclude: config.crawl.exclude_teams.clone(),
         shard: opts.shard,
     };
@@ -128,8 +145,10 @@ pub async fn run(config: &Config, opts: &RunOptions, shutdown: Shutdown) -> Resu
         discovery::directory(&graph),
         discovery::teams(&graph, &filter, &mut summary.failures)
     );
-    let directory = directory.map_err(|e| discovery_fatal(e, "the users list (User.ReadBasic.All)", &shutdown))?;
-    let teams = teams.map_err(|e| discovery_fatal(e, "the joined teams (Team.ReadBasic.All)", &shutdown))?;
+    let directory = directory
+        .map_err(|e| discovery_fatal(e, "the users list (User.ReadBasic.All)", &shutdown))?;
+    let teams = teams
+        .map_err(|e| discovery_fatal(e, "the joined teams (Team.ReadBasic.All)", &shutdown))?;
     summary.users = directory.len() as u64;
     summary.teams = teams.len() as u64;
 
@@ -140,10 +159,20 @@ pub async fn run(config: &Config, opts: &RunOptions, shutdown: Shutdown) -> Resu
                 team: team.id.clone(),
                 channel: c.id,
             })),
-            Err(GraphError::Status { status, code, message }) => {
-                summary.failures.push(discovery::team_failure(&team.id, status, &code, &message))
+            Err(GraphError::Status {
+                status,
+                code,
+                message,
+            }) => summary
+                .failures
+                .push(discovery::team_failure(&team.id, status, &code, &message)),
+            Err(e) => {
+                return Err(discovery_fatal(
+                    e,
+                    "a team's channels (Channel.ReadBasic.All)",
+                    &shutdown,
+                ))
             }
-            Err(e) => return Err(discovery_fatal(e, "a team's channels (Channel.ReadBasic.All)", &shutdown)),
         }
     }
     if teams.is_empty() {
@@ -164,7 +193,9 @@ pub async fn run(config: &Config, opts: &RunOptions, shutdown: Shutdown) -> Resu
         output,
         include_replies: config.crawl.include_replies,
         batch_size: config.ingest.batch_size,
-        first_since: Utc::now() - chrono::Duration::from_std(config.crawl.initial_lookback).unwrap_or(chrono::Duration::days(30)),
+        first_since: Utc::now()
+            - chrono::Duration::from_std(config.crawl.initial_lookback)
+                .unwrap_or(chrono::Duration::days(30)),
         deadline: opts.max_duration.map(|d| started + d),
         shutdown: shutdown.clone(),
         ingest_down: AtomicBool::new(false),
@@ -179,7 +210,12 @@ pub async fn run(config: &Config, opts: &RunOptions, shutdown: Shutdown) -> Resu
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.fill_skip_reasons();
     let aborted = crawl.abort.lock().ok().and_then(|mut a| a.take());
-    let code = decide(&summary, aborted.as_ref(), shutdown.signal(), crawl.deadline.is_some_and(|d| Instant::now() >= d));
+    let code = decide(
+        &summary,
+        aborted.as_ref(),
+        shutdown.signal(),
+        crawl.deadline.is_some_and(|d| Instant::now() >= d),
+    );
     summary.exit_code = code.as_i32();
     summary.log();
     store.set_last_run(&summary)?;
@@ -190,7 +226,12 @@ pub async fn run(config: &Config, opts: &RunOptions, shutdown: Shutdown) -> Resu
 }
 
 /// Runs every channel, at most `concurrency` at once; a channel's pages stay sequential.
-async fn crawl_channels(crawl: &Arc<Crawl>, channels: Vec<ChannelRef>, concurrency: usize, summary: &mut Summary) {
+async fn crawl_channels(
+    crawl: &Arc<Crawl>,
+    channels: Vec<ChannelRef>,
+    concurrency: usize,
+    summary: &mut Summary,
+) {
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     for place in channels {
@@ -220,7 +261,12 @@ async fn crawl_channels(crawl: &Arc<Crawl>, channels: Vec<ChannelRef>, concurren
 }
 
 /// The outcome, decided once from everything recorded (ripgrep's `messages.rs` idea).
-fn decide(summary: &Summary, aborted: Option<&Fatal>, signal: Option<Signal>, budget_hit: bool) -> Code {
+fn decide(
+    summary: &Summary,
+    aborted: Option<&Fatal>,
+    signal: Option<Signal>,
+    budget_hit: bool,
+) -> Code {
     if let Some(f) = aborted {
         return f.code;
     }
@@ -237,10 +283,12 @@ fn decide(summary: &Summary, aborted: Option<&Fatal>, signal: Option<Signal>, bu
         return Code::Ok;
     }
     let nothing_done = summary.channels_done == 0;
-    let unavailable = summary
-        .failures
-        .iter()
-        .any(|f| matches!(f.kind, FailureKind::IngestUnavailable | FailureKind::GraphUnavailable));
+    let unavailable = summary.failures.iter().any(|f| {
+        matches!(
+            f.kind,
+            FailureKind::IngestUnavailable | FailureKind::GraphUnavailable
+        )
+    });
     if nothing_done && unavailable {
         Code::Unavailable
     } else {

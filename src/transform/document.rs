@@ -26,7 +26,13 @@ pub struct Document {
 }
 
 impl Document {
-    pub fn upsert(id: String, author: String, mentions: Vec<String>, created_at: String, content: String) -> Self {
+    pub fn upsert(
+        id: String,
+        author: String,
+        mentions: Vec<String>,
+        created_at: String,
+        content: String,
+    ) -> Self {
         Document {
             id,
             op: Op::Upsert,
@@ -54,7 +60,16 @@ impl Document {
 /// same id; the tenant is part of it so two tenants feeding one ingest never collide.
 pub fn document_id(tenant: &str, team: &str, channel: &str, thread: &str, message: &str) -> String {
     let mut h = Sha256::new();
-    for (i, part) in [tenant.to_ascii_lowercase().as_str(), team, channel, thread, message].iter().enumerate() {
+    for (i, part) in [
+        tenant.to_ascii_lowercase().as_str(),
+        team,
+        channel,
+        thread,
+        message,
+    ]
+    .iter()
+    .enumerate()
+    {
         if i > 0 {
             h.update([0u8]);
         }

@@ -28,7 +28,13 @@ pub enum Skip {
 }
 
 impl Skip {
-    pub const ALL: [Skip; 5] = [Skip::SystemEvent, Skip::Bot, Skip::Deleted, Skip::NoMail, Skip::Empty];
+    pub const ALL: [Skip; 5] = [
+        Skip::SystemEvent,
+        Skip::Bot,
+        Skip::Deleted,
+        Skip::NoMail,
+        Skip::Empty,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -85,8 +91,20 @@ pub struct Transformer {
 impl Transformer {
     /// Decides what `msg` becomes. `emit_deletes` is false on a channel's first round,
     /// where a deleted message was never sent and there is nothing to delete.
-    pub fn message(&self, place: &Place, msg: &ChatMessage, directory: &Directory, emit_deletes: bool) -> Outcome {
-        let id = document_id(&self.tenant, place.team, place.channel, place.thread, &msg.id);
+    pub fn message(
+        &self,
+        place: &Place,
+        msg: &ChatMessage,
+        directory: &Directory,
+        emit_deletes: bool,
+    ) -> Outcome {
+        let id = document_id(
+            &self.tenant,
+            place.team,
+            place.channel,
+            place.thread,
+            &msg.id,
+        );
         if is_deleted(msg) {
             return if emit_deletes {
                 Outcome::Forward(Document::delete(id))
@@ -103,8 +121,17 @@ impl Transformer {
         if from.application.is_some() {
             return Outcome::Skip(Skip::Bot);
         }
-        let Some(author) = from.user.as_ref().and_then(|u| u.id.as_deref()).and_then(|id| directory.mail(id)) else {
-            return Outcome::Skip(if from.user.is_none() && from.device.is_none() { Skip::Bot } else { Skip::NoMail });
+        let Some(author) = from
+            .user
+            .as_ref()
+            .and_then(|u| u.id.as_deref())
+            .and_then(|id| directory.mail(id))
+        else {
+            return Outcome::Skip(if from.user.is_none() && from.device.is_none() {
+                Skip::Bot
+            } else {
+                Skip::NoMail
+            });
         };
         let content = self.content(msg);
         if content.is_empty() {
