@@ -144,6 +144,8 @@ pub(crate) struct Shared {
     pub links: links::Tokens,
     /// How many replies `$expand=replies` puts inline before `replies@odata.nextLink` (Graph: 1000).
     inline_replies: AtomicUsize,
+    /// Added to every Graph and token request, in microseconds (tests of slow tenants).
+    latency_us: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -151,6 +153,10 @@ impl Shared {
     /// that matters to tests, so poisoning is ignored.
     pub(crate) fn lock(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn latency(&self) -> Duration {
+        Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
     }
 
     pub(crate) fn inline_replies(&self) -> usize {
@@ -188,6 +194,7 @@ impl Emulator {
             opts,
             links: links::Tokens::new(spec.seed),
             inline_replies: AtomicUsize::new(1000),
+            latency_us: std::sync::atomic::AtomicU64::new(0),
         });
         let guard = server::serve(listener, server::router(shared.clone()));
         Ok(Emulator {
@@ -267,6 +274,13 @@ impl Emulator {
 
     /// How many replies `$expand=replies` returns inline before adding `replies@odata.nextLink`
     /// (Graph uses 1000; tests can lower it to exercise reply paging cheaply).
+    /// Answers every request this much later (a slow or far-away tenant).
+    pub fn set_latency(&self, d: Duration) {
+        self.shared
+            .latency_us
+            .store(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
     pub fn set_inline_replies_limit(&self, n: usize) {
         self.shared
             .inline_replies

@@ -88,9 +88,13 @@ impl Tenant {
         let root = &mut self.teams[loc.team].channels[loc.channel].roots[loc.root];
         root.replies
             .push(new_message(at, Some(root.id.clone()), content));
-        let reply = Some(root.replies.len() - 1);
-        self.touch(loc, at, bump);
-        self.key(Loc { reply, ..loc })
+        let reply = Loc {
+            reply: Some(root.replies.len() - 1),
+            ..loc
+        };
+        // The reply's location, so `reply_bumps_root = false` leaves the root's seq alone.
+        self.touch(reply, at, bump);
+        self.key(reply)
     }
 
     fn edit(&mut self, loc: Loc, bump: bool, now: i64) -> MessageKey {

@@ -87,6 +87,10 @@ async fn count(State(app): State<Arc<Shared>>, req: Request, next: Next) -> Resp
             *w.stats.by_route.entry(route.to_owned()).or_default() += 1;
         }
     }
+    let latency = app.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     next.run(req).await
 }
 
