@@ -5,4 +5,5 @@ mod util;
 
 mod cli;
 mod config;
+mod delivery;
 mod pipeline;

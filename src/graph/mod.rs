@@ -81,6 +81,19 @@ impl Endpoints {
         )
     }
 
+    /// The message list, newest first, replies expanded: the reply sweep reads it.
+    pub fn messages(&self, team: &str, channel: &str) -> String {
+        let top = MESSAGE_PAGE.to_string();
+        self.url(
+            &format!(
+                "teams/{}/channels/{}/messages",
+                segment(team),
+                segment(channel)
+            ),
+            &[("$top", top.as_str()), ("$expand", "replies")],
+        )
+    }
+
     /// True when `link` points at the configured Graph host: continuation links elsewhere
     /// are refused, so a tampered response cannot send our token to another host.
     pub fn owns(&self, link: &str) -> bool {

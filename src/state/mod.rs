@@ -27,6 +27,7 @@ const CHANNEL_PREFIX: &str = "channel/";
 
 /// Progress of one channel's incremental crawl.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ChannelCursor {
     /// The whole `@odata.deltaLink` URL of the last completed round.
     pub delta_link: Option<String>,
@@ -36,6 +37,25 @@ pub struct ChannelCursor {
     pub last_sync: Option<DateTime<Utc>>,
     /// When (our clock) the channel last completed a round.
     pub synced_at: Option<DateTime<Utc>>,
+    /// Mid-round resume point: the `@odata.nextLink` of the page being processed when the
+    /// ingest last acknowledged a batch. Everything before that page is delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<String>,
+    /// How many documents of the `in_progress` page were already acknowledged, and a
+    /// digest of their ids: a resumed run skips them only if the page still starts with
+    /// exactly those documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress_acked: Option<PageAck>,
+    /// Newest `lastModifiedDateTime` seen in the unfinished round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_newest: Option<DateTime<Utc>>,
+}
+
+/// The acknowledged prefix of a page: its length and a digest of its document ids.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PageAck {
+    pub count: usize,
+    pub digest: String,
 }
 
 /// The stored refresh token and where its chain started.

@@ -1,8 +1,16 @@
-//! One channel's incremental crawl: follow delta from the stored `@odata.deltaLink` (or,
-//! the first time, `crawl.initial_lookback` back), turn each root post and its replies
-//! into documents, send them in batches, and save the new deltaLink only after the ingest
-//! accepted every batch before it (cursor-after-ack). Pages stream through: at most one
-//! page and one batch are held in memory.
+//! One channel's incremental crawl: follow delta from where the last run stopped, turn
+//! each root post and its replies into documents, send them in batches, and save the new
+//! `@odata.deltaLink` only after the ingest accepted every batch before it
+//! (cursor-after-ack). Pages stream through: one page and one batch are held at a time.
+//!
+//! Where a round starts, in order: the saved mid-round link (a killed run resumes near
+//! where it stopped), the last deltaLink, or — first run — `crawl.initial_lookback` back.
+//! A saved link that Graph refuses (expired skiptoken, 410, `syncStateNotFound`, …) falls
+//! back one step; an expired deltaLink restarts from the last sync time with a date
+//! filter, never from scratch and never silently. After the delta round, incremental
+//! rounds sweep recent threads for late replies ([`super::sweep`]).
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 
@@ -11,8 +19,11 @@ use super::Crawl;
 use crate::graph::models::{ChatMessage, Page};
 use crate::graph::GraphError;
 use crate::ingest::IngestError;
-use crate::state::ChannelCursor;
-use crate::transform::{Document, Outcome, Place};
+use crate::state::{ChannelCursor, PageAck};
+use crate::transform::{Document, Op, Outcome, Place};
+
+/// Overlap when restarting from a sync time, for clock skew between Graph's replicas.
+const RESYNC_OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
 
 /// A channel to crawl.
 #[derive(Debug, Clone)]
@@ -28,39 +39,60 @@ pub struct ChannelRun {
 }
 
 /// Why a crawl stopped early.
-enum Stop {
+pub(super) enum Stop {
     Graph(GraphError),
     Ingest(IngestError),
     Budget,
     Fatal(crate::exit::Fatal),
 }
 
-struct Progress<'a> {
-    crawl: &'a Crawl,
-    place: &'a ChannelRef,
+/// Where the URL of the next request came from: stored links may have expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Fresh,
+    InProgress,
+    Delta,
+}
+
+pub(super) struct Progress<'a> {
+    pub crawl: &'a Crawl,
+    pub place: &'a ChannelRef,
+    cursor: ChannelCursor,
     /// Newest `lastModifiedDateTime` handled so far.
     newest: Option<DateTime<Utc>>,
     /// Messages modified before this were sent by an earlier run.
-    since: Option<DateTime<Utc>>,
+    pub since: Option<DateTime<Utc>>,
     incremental: bool,
+    /// The URL of the page being processed: the resume point once its batch is acked.
+    page_url: Option<String>,
+    /// Ids of the documents made from the current page, in order.
+    page_docs: Vec<String>,
+    /// On a resumed run: the prefix of the first page the ingest already has.
+    resume_ack: Option<PageAck>,
+    /// Replies forwarded in this run, so the sweep does not send them twice.
+    sent_replies: HashSet<String>,
     batch: Vec<Document>,
-    counts: ChannelCounts,
+    pub counts: ChannelCounts,
 }
 
 pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
     let mut progress = Progress {
         crawl,
         place,
+        cursor: ChannelCursor::default(),
         newest: None,
         since: None,
         incremental: false,
+        page_url: None,
+        page_docs: Vec::new(),
+        resume_ack: None,
+        sent_replies: HashSet::new(),
         batch: Vec::with_capacity(crawl.batch_size),
         counts: ChannelCounts::default(),
     };
-    let result = progress.run().await;
-    let (ending, failure) = match result {
+    let (ending, failure) = match progress.run().await {
         Ok(()) => (Ending::Done, None),
-        Err(stop) => progress.conclude(stop),
+        Err(stop) => progress.conclude(stop).await,
     };
     ChannelRun {
         counts: progress.counts,
@@ -71,38 +103,70 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
 
 impl Progress<'_> {
     async fn run(&mut self) -> Result<(), Stop> {
-        let cursor = self
+        let stored = self
             .crawl
             .store
             .channel(&self.place.team, &self.place.channel)
             .map_err(Stop::Fatal)?;
-        let cursor = cursor.unwrap_or_default();
-        self.incremental = cursor.delta_link.is_some();
-        self.since = cursor.last_sync;
-        self.newest = cursor.last_sync;
-        let mut url = match &cursor.delta_link {
-            Some(link) => link.clone(),
-            None => self.crawl.graph.endpoints.delta(
-                &self.place.team,
-                &self.place.channel,
-                &graph_time(self.crawl.first_since),
-                self.crawl.include_replies,
-            ),
-        };
+        self.cursor = stored.unwrap_or_default();
+        self.incremental = self.cursor.delta_link.is_some();
+        self.since = self.cursor.last_sync;
+        self.newest = max_time(self.cursor.last_sync, self.cursor.round_newest);
+        self.resume_ack = self.cursor.in_progress_acked.take();
+        let delta = self.delta_round().await?;
+        if self.incremental && self.crawl.include_replies {
+            self.sweep().await?;
+        }
+        self.finish(delta).await
+    }
+
+    fn first_link(&self) -> (String, Origin) {
+        if let Some(link) = &self.cursor.in_progress {
+            return (link.clone(), Origin::InProgress);
+        }
+        if let Some(link) = &self.cursor.delta_link {
+            return (link.clone(), Origin::Delta);
+        }
+        (self.filtered_link(self.crawl.first_since), Origin::Fresh)
+    }
+
+    fn filtered_link(&self, since: DateTime<Utc>) -> String {
+        let e = &self.crawl.graph.endpoints;
+        e.delta(
+            &self.place.team,
+            &self.place.channel,
+            &graph_time(since),
+            self.crawl.include_replies,
+        )
+    }
+
+    /// Follows delta to the end of the round; returns the round's deltaLink.
+    async fn delta_round(&mut self) -> Result<String, Stop> {
+        let (mut url, mut origin) = self.first_link();
         loop {
-            self.check_budget()?;
-            let page: Page<ChatMessage> = self.get(&url).await?;
+            self.check_budget(Some(&url)).await?;
+            let page: Page<ChatMessage> = match self.get(&url).await {
+                Ok(page) => page,
+                Err(Stop::Graph(e)) if origin != Origin::Fresh && is_expired_cursor(&e) => {
+                    (url, origin) = self.fall_back(origin, &e);
+                    continue;
+                }
+                Err(stop) => return Err(stop),
+            };
+            let resumed = origin == Origin::InProgress;
+            origin = Origin::Fresh;
+            self.page_url = Some(url.clone());
+            self.page_docs.clear();
             for root in &page.value {
                 self.root(root).await?;
             }
-            while self.batch.len() >= self.crawl.batch_size {
-                let rest = self.batch.split_off(self.crawl.batch_size);
-                self.flush_batch().await?;
-                self.batch = rest;
+            if resumed {
+                self.skip_acked_prefix();
             }
+            self.flush_full_batches().await?;
             match (page.next_link, page.delta_link) {
                 (Some(next), _) => url = next,
-                (None, Some(delta)) => return self.finish(delta).await,
+                (None, Some(delta)) => return Ok(delta),
                 (None, None) => {
                     return Err(Stop::Graph(GraphError::Invalid(
                         "a delta page had neither @odata.nextLink nor @odata.deltaLink".into(),
@@ -112,7 +176,35 @@ impl Progress<'_> {
         }
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Stop> {
+    /// A stored link was refused: the mid-round link falls back to the last deltaLink, an
+    /// expired deltaLink to a date filter from the last sync time.
+    fn fall_back(&mut self, origin: Origin, e: &GraphError) -> (String, Origin) {
+        if origin == Origin::InProgress {
+            tracing::warn!(team = %self.place.team, channel = %self.place.channel, error = %e, "Saved mid-round link refused; resuming from the last completed round.");
+            self.cursor.in_progress = None;
+            self.resume_ack = None;
+            if let Some(delta) = &self.cursor.delta_link {
+                return (delta.clone(), Origin::Delta);
+            }
+            return (self.filtered_link(self.crawl.first_since), Origin::Fresh);
+        }
+        self.counts.cursor_resets += 1;
+        let since = self
+            .cursor
+            .last_sync
+            .map(|t| t - RESYNC_OVERLAP)
+            .unwrap_or(self.crawl.first_since);
+        tracing::warn!(
+            team = %self.place.team,
+            channel = %self.place.channel,
+            error = %e,
+            since = %graph_time(since),
+            "Delta cursor expired; resyncing the channel from its last sync time."
+        );
+        (self.filtered_link(since), Origin::Fresh)
+    }
+
+    pub(super) async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Stop> {
         self.crawl
             .graph
             .get(url, Some(&self.place.channel))
@@ -121,43 +213,56 @@ impl Progress<'_> {
     }
 
     async fn root(&mut self, root: &ChatMessage) -> Result<(), Stop> {
-        self.message(root, &root.id);
+        self.message(root, &root.id, false);
         if !self.crawl.include_replies {
             return Ok(());
         }
+        self.replies(root, false).await
+    }
+
+    /// The replies of `root`: inline ones, then `replies@odata.nextLink` pages.
+    pub(super) async fn replies(&mut self, root: &ChatMessage, sweep: bool) -> Result<(), Stop> {
         for reply in &root.replies {
-            self.message(reply, &root.id);
+            self.message(reply, &root.id, sweep);
         }
         let mut next = root.replies_next_link.clone();
         while let Some(url) = next {
-            self.check_budget()?;
             let page: Page<ChatMessage> = self.get(&url).await?;
             for reply in &page.value {
-                self.message(reply, &root.id);
+                self.message(reply, &root.id, sweep);
             }
             next = page.next_link;
         }
         Ok(())
     }
 
-    fn message(&mut self, msg: &ChatMessage, thread: &str) {
-        self.counts.seen += 1;
+    /// Decides one message. In the sweep, only replies not seen yet this run count.
+    fn message(&mut self, msg: &ChatMessage, thread: &str, sweep: bool) {
+        let is_reply = msg.id != thread;
+        if sweep && self.sent_replies.contains(&msg.id) {
+            return;
+        }
         let modified = msg
             .last_modified_date_time
             .as_deref()
             .or(msg.created_date_time.as_deref())
             .and_then(parse_time);
-        if let Some(m) = modified {
-            self.newest = Some(self.newest.map_or(m, |n| n.max(m)));
-        }
         // Delta re-sends a root whose replies changed; what did not change since the last
-        // round is not sent again. Equal timestamps are resent: at least once, never lost.
+        // round is not sent again. Delta only shows changed roots, so there a timestamp
+        // equal to the last sync is resent (at least once). The sweep re-reads every recent
+        // thread each run: there equal means "the newest one we sent", or it would be sent
+        // again by every run.
         if let (Some(since), Some(m)) = (self.since, modified) {
-            if m < since {
-                self.counts.unchanged += 1;
+            if m < since || (sweep && m == since) {
+                if !sweep {
+                    self.counts.seen += 1;
+                    self.counts.unchanged += 1;
+                }
                 return;
             }
         }
+        self.counts.seen += 1;
+        self.newest = max_time(self.newest, modified);
         let place = Place {
             team: &self.place.team,
             channel: &self.place.channel,
@@ -170,17 +275,38 @@ impl Progress<'_> {
         {
             Outcome::Forward(doc) => {
                 match doc.op {
-                    crate::transform::Op::Upsert => self.counts.forwarded += 1,
-                    crate::transform::Op::Delete => self.counts.deletes += 1,
+                    Op::Upsert => self.counts.forwarded += 1,
+                    Op::Delete => self.counts.deletes += 1,
                 }
+                if sweep {
+                    self.counts.late_replies += 1;
+                }
+                if is_reply {
+                    self.sent_replies.insert(msg.id.clone());
+                }
+                self.page_docs.push(doc.id.clone());
                 self.batch.push(doc);
             }
             Outcome::Skip(why) => self.counts.skip(why),
         }
     }
 
+    pub(super) async fn flush_full_batches(&mut self) -> Result<(), Stop> {
+        while self.batch.len() >= self.crawl.batch_size {
+            self.send(self.crawl.batch_size).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends everything pending.
     async fn flush_batch(&mut self) -> Result<(), Stop> {
-        if self.batch.is_empty() {
+        self.send(self.batch.len()).await
+    }
+
+    /// Sends the oldest `n` pending documents; once acknowledged, the current page (and
+    /// how much of it the ingest has) is the resume point.
+    async fn send(&mut self, n: usize) -> Result<(), Stop> {
+        if n == 0 {
             return Ok(());
         }
         if self.crawl.ingest_down() {
@@ -188,13 +314,54 @@ impl Progress<'_> {
                 "the ingest failed for another channel in this run".into(),
             )));
         }
-        let sent = self.crawl.output.send(&self.batch).await;
+        let sent = self.crawl.output.send(&self.batch[..n]).await;
         if let Err(IngestError::Unavailable(_)) = &sent {
             self.crawl.mark_ingest_down();
         }
         sent.map_err(Stop::Ingest)?;
-        self.batch.clear();
-        Ok(())
+        self.batch.drain(..n);
+        self.save_in_progress(self.page_url.clone())
+    }
+
+    /// A resumed run refetched the page it stopped in: drop the documents the ingest
+    /// already acknowledged, if the page still begins with exactly those.
+    fn skip_acked_prefix(&mut self) {
+        let Some(ack) = self.resume_ack.take() else {
+            return;
+        };
+        // The batch holds only this page's documents: it is the run's first page.
+        if ack.count > self.batch.len() || page_digest(&self.page_docs[..ack.count]) != ack.digest {
+            tracing::info!(team = %self.place.team, channel = %self.place.channel, "The resumed page changed; resending all of it.");
+            return;
+        }
+        for doc in self.batch.drain(..ack.count) {
+            match doc.op {
+                Op::Upsert => self.counts.forwarded -= 1,
+                Op::Delete => self.counts.deletes -= 1,
+            }
+        }
+    }
+
+    fn save_in_progress(&mut self, link: Option<String>) -> Result<(), Stop> {
+        if self.crawl.output.is_dry_run() || link.is_none() {
+            return Ok(());
+        }
+        let resuming_here = link == self.page_url;
+        let acked = if resuming_here {
+            self.page_docs.len().saturating_sub(self.batch.len())
+        } else {
+            0
+        };
+        self.cursor.in_progress_acked = (acked > 0).then(|| PageAck {
+            count: acked,
+            digest: page_digest(&self.page_docs[..acked]),
+        });
+        self.cursor.in_progress = link;
+        self.cursor.round_newest = self.newest;
+        self.crawl
+            .store
+            .set_channel(&self.place.team, &self.place.channel, &self.cursor)
+            .map_err(Stop::Fatal)
     }
 
     /// Sends what is left, then saves the cursor: only now is every document of the round
@@ -208,6 +375,9 @@ impl Progress<'_> {
             delta_link: Some(delta),
             last_sync: self.newest,
             synced_at: Some(Utc::now()),
+            in_progress: None,
+            in_progress_acked: None,
+            round_newest: None,
         };
         self.crawl
             .store
@@ -215,16 +385,27 @@ impl Progress<'_> {
             .map_err(Stop::Fatal)
     }
 
-    fn check_budget(&self) -> Result<(), Stop> {
-        if self.crawl.out_of_time() {
-            Err(Stop::Budget)
-        } else {
-            Ok(())
+    /// Before fetching the next page: past the time budget, deliver what is pending and
+    /// save the resume point — `next_delta` when the next page is a delta page, so the
+    /// next run starts exactly there, else the current delta page.
+    pub(super) async fn check_budget(&mut self, next_delta: Option<&str>) -> Result<(), Stop> {
+        if !self.crawl.out_of_time() {
+            return Ok(());
         }
+        if !self.crawl.shutdown_requested() {
+            self.flush_batch().await?;
+        }
+        if self.batch.is_empty() {
+            let resume = next_delta
+                .map(str::to_string)
+                .or_else(|| self.page_url.clone());
+            self.save_in_progress(resume)?;
+        }
+        Err(Stop::Budget)
     }
 
     /// Maps an early stop to the channel's ending, recording aborts on the crawl.
-    fn conclude(&self, stop: Stop) -> (Ending, Option<Failure>) {
+    async fn conclude(&self, stop: Stop) -> (Ending, Option<Failure>) {
         let fail = |kind: FailureKind, reason: String| {
             tracing::warn!(
                 team = %self.place.team,
@@ -266,6 +447,44 @@ impl Progress<'_> {
     }
 }
 
+/// Graph's ways of saying a stored delta or skip token is no longer valid.
+fn is_expired_cursor(e: &GraphError) -> bool {
+    let GraphError::Status {
+        status,
+        code,
+        message,
+    } = e
+    else {
+        return false;
+    };
+    let code = code.to_ascii_lowercase();
+    let message = message.to_ascii_lowercase();
+    *status == 410
+        || ["syncstatenotfound", "resyncrequired", "syncstateinvalid"].contains(&code.as_str())
+        || (*status == 400 && (message.contains("deltatoken") || message.contains("skiptoken")))
+}
+
+/// Digest of a page's acknowledged document ids (which are themselves hashes).
+fn page_digest(ids: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for id in ids {
+        h.update(id.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn max_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
@@ -275,4 +494,36 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 /// Graph's timestamp form: `2021-01-22T21:39:42.080Z`.
 pub fn graph_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16, code: &str, message: &str) -> GraphError {
+        GraphError::Status {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn recognises_every_expired_cursor_answer() {
+        assert!(is_expired_cursor(&status(410, "Gone", "")));
+        assert!(is_expired_cursor(&status(400, "syncStateNotFound", "")));
+        assert!(is_expired_cursor(&status(400, "resyncRequired", "")));
+        assert!(is_expired_cursor(&status(
+            400,
+            "BadRequest",
+            "Parameter 'DeltaToken' not supported for this request."
+        )));
+        assert!(!is_expired_cursor(&status(
+            400,
+            "BadRequest",
+            "Invalid filter clause"
+        )));
+        assert!(!is_expired_cursor(&status(403, "Forbidden", "")));
+        assert!(!is_expired_cursor(&GraphError::Unavailable("x".into())));
+    }
 }

@@ -9,6 +9,7 @@
 mod channel;
 pub mod discovery;
 pub mod report;
+mod sweep;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,7 @@ pub struct Crawl {
     pub transformer: Transformer,
     pub output: Output,
     pub include_replies: bool,
+    pub reply_window: Duration,
     pub batch_size: usize,
     /// First round of a channel: messages modified after this.
     pub first_since: DateTime<Utc>,
@@ -69,6 +71,9 @@ impl Crawl {
         self.shutdown.is_cancelled()
             || self.deadline.is_some_and(|d| Instant::now() >= d)
             || self.abort.lock().map(|a| a.is_some()).unwrap_or(true)
+    }
+    fn shutdown_requested(&self) -> bool {
+        self.shutdown.is_cancelled()
     }
     fn ingest_down(&self) -> bool {
         self.ingest_down.load(Ordering::Relaxed)
@@ -192,6 +197,7 @@ pub async fn run(
         },
         output,
         include_replies: config.crawl.include_replies,
+        reply_window: config.crawl.reply_window,
         batch_size: config.ingest.batch_size,
         first_since: Utc::now()
             - chrono::Duration::from_std(config.crawl.initial_lookback)

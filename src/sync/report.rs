@@ -50,6 +50,11 @@ pub struct ChannelCounts {
     pub forwarded: u64,
     pub deletes: u64,
     pub unchanged: u64,
+    /// Replies found by the reply sweep that delta did not show.
+    pub late_replies: u64,
+    pub sweep_pages: u64,
+    /// Expired delta cursors restarted from the last sync time.
+    pub cursor_resets: u64,
     pub skipped: BTreeMap<Skip, u64>,
 }
 
@@ -73,6 +78,9 @@ pub struct Summary {
     pub forwarded: u64,
     pub deletes: u64,
     pub unchanged: u64,
+    pub late_replies: u64,
+    pub sweep_pages: u64,
+    pub cursor_resets: u64,
     pub skipped: BTreeMap<String, u64>,
     pub users: u64,
     pub requests: u64,
@@ -95,6 +103,9 @@ impl Summary {
         self.forwarded += counts.forwarded;
         self.deletes += counts.deletes;
         self.unchanged += counts.unchanged;
+        self.late_replies += counts.late_replies;
+        self.sweep_pages += counts.sweep_pages;
+        self.cursor_resets += counts.cursor_resets;
         for (why, n) in &counts.skipped {
             *self.skipped.entry(why.name().to_string()).or_default() += n;
         }
@@ -121,6 +132,9 @@ impl Summary {
             forwarded = self.forwarded,
             deletes = self.deletes,
             unchanged = self.unchanged,
+            late_replies = self.late_replies,
+            sweep_pages = self.sweep_pages,
+            cursor_resets = self.cursor_resets,
             skipped = %skipped,
             requests = self.requests,
             throttled = self.throttled,
