@@ -3,6 +3,7 @@
 
 mod util;
 
+mod badinput;
 mod cli;
 mod config;
 mod delivery;

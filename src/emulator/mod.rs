@@ -17,6 +17,7 @@ mod body;
 mod content;
 mod delta;
 mod directory;
+mod faults;
 mod foreground;
 mod graph;
 mod identity;
@@ -40,6 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use faults::Fault;
 pub use foreground::run_foreground;
 pub use sink::{ReceivedBatch, Sink};
 pub use truth::{Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
@@ -121,6 +123,8 @@ pub(crate) struct World {
     pub auth: identity::TokenStore,
     pub stats: EmulatorStats,
     pub throttle: Option<graph::Throttle>,
+    /// Injected bad answers (see [`Emulator::inject`]).
+    pub faults: Vec<faults::Pending>,
 }
 
 impl World {
@@ -189,6 +193,7 @@ impl Emulator {
                 auth,
                 stats: EmulatorStats::default(),
                 throttle: None,
+                faults: Vec::new(),
             }),
             base: format!("http://{local}"),
             opts,
@@ -274,6 +279,17 @@ impl Emulator {
 
     /// How many replies `$expand=replies` returns inline before adding `replies@odata.nextLink`
     /// (Graph uses 1000; tests can lower it to exercise reply paging cheaply).
+    /// Answers the next `times` requests of `route` (a name of `EmulatorStats::by_route`)
+    /// whose path contains `scope` (a team or channel id; "" for any) with `fault`.
+    pub fn inject(&self, route: &str, scope: &str, fault: Fault, times: usize) {
+        self.shared.lock().faults.push(faults::Pending {
+            route: route.to_string(),
+            scope: scope.to_string(),
+            fault,
+            remaining: times,
+        });
+    }
+
     /// Answers every request this much later (a slow or far-away tenant).
     pub fn set_latency(&self, d: Duration) {
         self.shared

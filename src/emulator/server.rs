@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
-use super::{delta, graph, identity, messages, Shared};
+use super::{delta, faults, graph, identity, messages, Shared};
 
 /// Stops a server when the last handle goes away.
 #[derive(Debug)]
@@ -63,6 +63,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
+            faults::inject,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
             graph::require_token,
         ));
     Router::new()
@@ -95,6 +99,10 @@ async fn count(State(app): State<Arc<Shared>>, req: Request, next: Next) -> Resp
 }
 
 /// The route name a request path counts under.
+pub(crate) fn route_of(path: &str) -> Option<&'static str> {
+    classify(path)
+}
+
 fn classify(path: &str) -> Option<&'static str> {
     if path.ends_with("/oauth2/v2.0/token") {
         return Some("token");

@@ -166,6 +166,13 @@ impl Progress<'_> {
             self.flush_full_batches().await?;
             match (page.next_link, page.delta_link) {
                 (Some(next), _) => url = next,
+                // Checked before it is stored: a cursor pointing elsewhere would send our
+                // token there next run and fail the channel forever.
+                (None, Some(delta)) if !self.crawl.graph.endpoints.owns(&delta) => {
+                    return Err(Stop::Graph(GraphError::Refused(
+                        "refusing to follow a link to another host than [microsoft] graph_url (an @odata.deltaLink)".into(),
+                    )))
+                }
                 (None, Some(delta)) => return Ok(delta),
                 (None, None) => {
                     return Err(Stop::Graph(GraphError::Invalid(
