@@ -28,6 +28,8 @@ pub enum Fault {
     Forbidden,
     /// 404 like `error-404-team-not-found.json`.
     NotFound,
+    /// 504 with Graph's generic error body and no `Retry-After`.
+    GatewayTimeout,
 }
 
 /// A pending fault: `route` as counted in `EmulatorStats::by_route`, `scope` a substring
@@ -76,6 +78,10 @@ pub(crate) async fn inject(State(app): State<Arc<Shared>>, req: Request, next: N
         Fault::NotFound => json(
             StatusCode::NOT_FOUND,
             include_str!("../../fixtures/graph/error-404-team-not-found.json").into(),
+        ),
+        Fault::GatewayTimeout => json(
+            StatusCode::GATEWAY_TIMEOUT,
+            r#"{"error":{"code":"UnknownError","message":"Gateway timeout"}}"#.into(),
         ),
         Fault::ForeignLink => {
             let resp = next.run(req).await;

@@ -12,7 +12,7 @@ use super::models::ErrorEnvelope;
 use super::Endpoints;
 use crate::auth::TokenSource;
 use crate::exit::Fatal;
-use crate::http::{backoff, classify, Counters, Decision, Limiter};
+use crate::http::{backoff, classify, Counters, Decision, Limiter, Scope};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, Clone)]
@@ -88,11 +88,11 @@ impl Graph {
         }
     }
 
-    /// GETs `url` and decodes the JSON body. `channel` names the per-channel rate bucket.
+    /// GETs `url` and decodes the JSON body, drawing on the rate budget of `scope`.
     pub async fn get<T: DeserializeOwned>(
         &self,
         url: &str,
-        channel: Option<&str>,
+        scope: Scope<'_>,
     ) -> Result<T, GraphError> {
         if !self.endpoints.owns(url) {
             return Err(GraphError::Refused(format!(
@@ -108,7 +108,7 @@ impl Graph {
             }
             let token = self.tokens.access_token().await.map_err(GraphError::Auth)?;
             tokio::select! {
-                _ = self.limiter.acquire(channel) => {}
+                _ = self.limiter.acquire(scope) => {}
                 _ = self.shutdown.cancelled() => return Err(GraphError::Cancelled),
             }
             Counters::add(&self.counters.requests, 1);
@@ -130,10 +130,16 @@ impl Graph {
                         continue;
                     }
                     match classify(status, resp.headers()) {
-                        Decision::Done => return self.finish(resp).await,
+                        Decision::Done => {
+                            self.limiter.succeeded(scope);
+                            return self.finish(resp).await;
+                        }
                         Decision::Retry { after, throttled } => {
+                            let after = after.or_else(|| throttled.then(|| backoff(attempt)));
                             if throttled {
                                 Counters::add(&self.counters.throttled, 1);
+                                // The whole scope waits, not just this request.
+                                self.limiter.throttled(scope, after.unwrap_or_default());
                             }
                             (after, format!("HTTP {}", status.as_u16()))
                         }

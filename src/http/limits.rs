@@ -1,18 +1,37 @@
-//! Rate limits enforced before sending (Graph throttling guidance): one bucket for the
-//! tenant and one per channel, with `governor`.
+//! Rate limits enforced before sending (Graph throttling guidance), one budget per scope:
+//! channel messages for the whole tenant, each channel, the directory, and the team
+//! endpoints. A channel-message request passes its channel's bucket and the tenant's.
 //!
-//! Graph counts channel-message requests per app per tenant and per channel; staying
-//! under both before sending is far cheaper than meeting 429s.
+//! The ceilings are `governor` buckets at the configured rates. Below them sits an
+//! adaptive pacer per tenant-wide scope: when Graph answers 429 anyway, the scope is
+//! fenced until `Retry-After` has passed (every task waits, instead of each bumping into
+//! the wall) and its rate is cut; clean responses let it creep back up (AIMD). Graph does
+//! not say which of its limits a 429 hit, so a 429 on a channel fences the tenant scope.
 
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-pub struct Limiter {
-    tenant: DefaultDirectRateLimiter,
-    channel: DefaultKeyedRateLimiter<String>,
+/// Which budget a request draws on.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// `/users`.
+    Directory,
+    /// `/me/joinedTeams`, `/teams/{id}`, `/teams/{id}/channels`.
+    Team,
+    /// Messages, delta and replies of one channel.
+    Channel(&'a str),
 }
+
+/// Cut to this fraction of the current rate on a 429…
+const DECREASE: f64 = 0.8;
+/// …and add this fraction of the ceiling back after `CLEAN_STREAK` clean responses.
+const INCREASE: f64 = 0.05;
+const CLEAN_STREAK: u32 = 50;
+/// Never below this fraction of the ceiling: progress continues while Graph recovers.
+const FLOOR: f64 = 0.1;
 
 fn quota(per_second: f64) -> Quota {
     let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
@@ -23,19 +42,188 @@ fn quota(per_second: f64) -> Quota {
         .allow_burst(burst)
 }
 
+/// A tenant-wide budget: a governor ceiling plus the adaptive pacer and the fence.
+struct Budget {
+    name: &'static str,
+    ceiling: DefaultDirectRateLimiter,
+    max_rps: f64,
+    pacer: Mutex<Pacer>,
+}
+
+struct Pacer {
+    rps: f64,
+    clean: u32,
+    /// Next moment a request may leave while the rate is reduced (GCRA without burst).
+    next: Instant,
+    /// No request of this scope before this moment (the longest `Retry-After` seen).
+    fence: Instant,
+}
+
+impl Budget {
+    fn new(name: &'static str, rps: f64) -> Self {
+        let now = Instant::now();
+        Budget {
+            name,
+            ceiling: RateLimiter::direct(quota(rps)),
+            max_rps: rps,
+            pacer: Mutex::new(Pacer {
+                rps,
+                clean: 0,
+                next: now,
+                fence: now,
+            }),
+        }
+    }
+
+    /// When this request may leave, as far as the pacer and the fence are concerned.
+    fn slot(&self) -> Instant {
+        let now = Instant::now();
+        let Ok(mut p) = self.pacer.lock() else {
+            return now;
+        };
+        let mut at = now.max(p.fence);
+        if p.rps < self.max_rps {
+            at = at.max(p.next);
+            p.next = at + Duration::from_secs_f64(1.0 / p.rps);
+        }
+        at
+    }
+
+    fn throttled(&self, retry_after: Duration) {
+        let Ok(mut p) = self.pacer.lock() else { return };
+        let until = Instant::now() + retry_after;
+        p.fence = p.fence.max(until);
+        p.next = p.next.max(until);
+        p.clean = 0;
+        let cut = (p.rps * DECREASE).max(self.max_rps * FLOOR);
+        if cut < p.rps {
+            p.rps = cut;
+            tracing::warn!(
+                scope = self.name,
+                requests_per_second = format!("{cut:.1}"),
+                retry_after_ms = retry_after.as_millis() as u64,
+                "Graph throttled us; slowing down. Lower [limits] requests_per_second if this repeats."
+            );
+        }
+    }
+
+    fn succeeded(&self) {
+        let Ok(mut p) = self.pacer.lock() else { return };
+        if p.rps >= self.max_rps {
+            return;
+        }
+        p.clean += 1;
+        if p.clean >= CLEAN_STREAK {
+            p.clean = 0;
+            p.rps = (p.rps + self.max_rps * INCREASE).min(self.max_rps);
+            tracing::debug!(
+                scope = self.name,
+                requests_per_second = format!("{:.1}", p.rps),
+                "Graph is clean again; speeding up."
+            );
+        }
+    }
+}
+
+pub struct Limiter {
+    messages: Budget,
+    directory: Budget,
+    team: Budget,
+    channel: DefaultKeyedRateLimiter<String>,
+}
+
 impl Limiter {
     pub fn new(tenant_rps: f64, channel_rps: f64) -> Self {
         Limiter {
-            tenant: RateLimiter::direct(quota(tenant_rps)),
+            messages: Budget::new("messages", tenant_rps),
+            // The directory and team endpoints have budgets of their own at Graph; ours
+            // keep them from eating into the channel-message budget.
+            directory: Budget::new("directory", tenant_rps),
+            team: Budget::new("teams", tenant_rps),
             channel: RateLimiter::keyed(quota(channel_rps)),
         }
     }
 
-    /// Waits until both the tenant and (when given) the channel bucket allow a request.
-    pub async fn acquire(&self, channel: Option<&str>) {
-        if let Some(key) = channel {
+    fn budget(&self, scope: Scope) -> &Budget {
+        match scope {
+            Scope::Directory => &self.directory,
+            Scope::Team => &self.team,
+            Scope::Channel(_) => &self.messages,
+        }
+    }
+
+    /// Waits until `scope` may send: fence and pacer first, then the governor ceilings.
+    /// Not cancel-aware by itself; callers race it against shutdown.
+    pub async fn acquire(&self, scope: Scope<'_>) {
+        let budget = self.budget(scope);
+        let at = budget.slot();
+        if at > Instant::now() {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        if let Scope::Channel(key) = scope {
             self.channel.until_key_ready(&key.to_string()).await;
         }
-        self.tenant.until_ready().await;
+        budget.ceiling.until_ready().await;
+    }
+
+    /// Graph answered 429 (or 503 with `Retry-After`) for `scope`.
+    pub fn throttled(&self, scope: Scope<'_>, retry_after: Duration) {
+        self.budget(scope).throttled(retry_after);
+    }
+
+    pub fn succeeded(&self, scope: Scope<'_>) {
+        self.budget(scope).succeeded();
+    }
+
+    /// The current rate of the channel-message scope (for the run summary).
+    pub fn message_rate(&self) -> f64 {
+        self.messages
+            .pacer
+            .lock()
+            .map(|p| p.rps)
+            .unwrap_or(self.messages.max_rps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_429_fences_the_scope_and_cuts_the_rate_then_it_recovers() {
+        let b = Budget::new("t", 10.0);
+        b.throttled(Duration::from_millis(1500));
+        let at = b.slot();
+        assert!(
+            at >= Instant::now() + Duration::from_millis(1400),
+            "fenced for the Retry-After"
+        );
+        let rps = b.pacer.lock().unwrap().rps;
+        assert!((rps - 8.0).abs() < 1e-9, "{rps}");
+        for _ in 0..(CLEAN_STREAK * 10) {
+            b.succeeded();
+        }
+        assert_eq!(b.pacer.lock().unwrap().rps, 10.0);
+    }
+
+    #[test]
+    fn the_rate_never_drops_below_the_floor() {
+        let b = Budget::new("t", 10.0);
+        for _ in 0..100 {
+            b.throttled(Duration::ZERO);
+        }
+        assert!((b.pacer.lock().unwrap().rps - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_reduced_rate_spaces_requests() {
+        let b = Budget::new("t", 10.0);
+        b.throttled(Duration::ZERO);
+        let first = b.slot();
+        let second = b.slot();
+        assert!(
+            second.duration_since(first) >= Duration::from_millis(120),
+            "1/8 s apart"
+        );
     }
 }

@@ -6,7 +6,7 @@ mod limits;
 mod retry;
 
 pub use client::build_client;
-pub use limits::Limiter;
+pub use limits::{Limiter, Scope};
 pub use retry::{backoff, classify, retry_after, Decision};
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -18,6 +18,7 @@ use super::report::{ChannelCounts, Ending, Failure, FailureKind};
 use super::Crawl;
 use crate::graph::models::{ChatMessage, Page};
 use crate::graph::GraphError;
+use crate::http::Scope;
 use crate::ingest::IngestError;
 use crate::state::{ChannelCursor, PageAck};
 use crate::transform::{Document, Op, Outcome, Place};
@@ -214,7 +215,7 @@ impl Progress<'_> {
     pub(super) async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Stop> {
         self.crawl
             .graph
-            .get(url, Some(&self.place.channel))
+            .get(url, Scope::Channel(&self.place.channel))
             .await
             .map_err(Stop::Graph)
     }

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use super::report::{Failure, FailureKind};
 use crate::graph::models::{Channel, Page, Team, User};
 use crate::graph::{Graph, GraphError};
+use crate::http::Scope;
 use crate::transform::Directory;
 
 /// Which teams this run covers.
@@ -48,11 +49,12 @@ impl Shard {
 pub async fn collect<T: serde::de::DeserializeOwned>(
     graph: &Graph,
     first: String,
+    scope: Scope<'_>,
 ) -> Result<Vec<T>, GraphError> {
     let mut out = Vec::new();
     let mut next = Some(first);
     while let Some(url) = next {
-        let page: Page<T> = graph.get(&url, None).await?;
+        let page: Page<T> = graph.get(&url, scope).await?;
         out.extend(page.value);
         next = page.next_link;
     }
@@ -63,7 +65,7 @@ pub async fn directory(graph: &Graph) -> Result<Directory, GraphError> {
     let mut dir = Directory::default();
     let mut next = Some(graph.endpoints.users());
     while let Some(url) = next {
-        let page: Page<User> = graph.get(&url, None).await?;
+        let page: Page<User> = graph.get(&url, Scope::Directory).await?;
         for u in &page.value {
             if let Some(mail) = u.mail.as_deref().filter(|m| !m.is_empty()) {
                 dir.insert(&u.id, mail);
@@ -80,7 +82,7 @@ pub async fn teams(
     filter: &TeamFilter,
     failures: &mut Vec<Failure>,
 ) -> Result<Vec<Team>, GraphError> {
-    let joined: Vec<Team> = collect(graph, graph.endpoints.joined_teams()).await?;
+    let joined: Vec<Team> = collect(graph, graph.endpoints.joined_teams(), Scope::Team).await?;
     let matches = |t: &Team, list: &[String]| {
         list.iter().any(|x| {
             x.eq_ignore_ascii_case(&t.id)
@@ -108,7 +110,7 @@ pub async fn teams(
         if !filter.include_private {
             // joinedTeams leaves `visibility` null; the team itself has it.
             match graph
-                .get::<Team>(&graph.endpoints.team(&team.id), None)
+                .get::<Team>(&graph.endpoints.team(&team.id), Scope::Team)
                 .await
             {
                 Ok(full)
@@ -138,7 +140,7 @@ pub async fn teams(
 }
 
 pub async fn channels(graph: &Graph, team: &Team) -> Result<Vec<Channel>, GraphError> {
-    collect(graph, graph.endpoints.channels(&team.id)).await
+    collect(graph, graph.endpoints.channels(&team.id), Scope::Team).await
 }
 
 pub fn team_failure(team: &str, status: u16, code: &str, message: &str) -> Failure {

@@ -214,6 +214,7 @@ pub async fn run(
     summary.retries = Counters::get(&counters.retries);
     summary.throttle_wait_ms = Counters::get(&counters.throttle_wait_ms);
     summary.duration_ms = started.elapsed().as_millis() as u64;
+    summary.request_rate = summary.requests as f64 / started.elapsed().as_secs_f64().max(0.001);
     summary.fill_skip_reasons();
     let aborted = crawl.abort.lock().ok().and_then(|mut a| a.take());
     let code = decide(

@@ -87,6 +87,8 @@ pub struct Summary {
     pub throttled: u64,
     pub retries: u64,
     pub throttle_wait_ms: u64,
+    /// Graph requests per second over the whole run.
+    pub request_rate: f64,
     pub exit_code: i32,
     pub failures: Vec<Failure>,
 }
@@ -140,6 +142,7 @@ impl Summary {
             throttled = self.throttled,
             retries = self.retries,
             throttle_wait_ms = self.throttle_wait_ms,
+            request_rate = format!("{:.2}", self.request_rate),
             duration_ms = self.duration_ms,
             dry_run = self.dry_run,
             exit_code = self.exit_code,
