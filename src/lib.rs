@@ -1,2 +1,3 @@
 //! teams-connector library.
 pub mod emulator;
+pub mod transform;

@@ -1,0 +1,2 @@
+//! chatMessage → ingest document: skip rules, identities, Teams HTML → text.
+pub mod text;
