@@ -57,6 +57,8 @@ pub(super) struct Lines<'b> {
     cell_depth: usize,
     /// Drop the newline right after the start of a code block, as `<pre>` does.
     skip_newline: bool,
+    /// Line length where the last kept mention ended, to keep two adjacent ones apart.
+    mention_end: Option<usize>,
 }
 
 impl<'b> Lines<'b> {
@@ -73,6 +75,7 @@ impl<'b> Lines<'b> {
             pending_blank: false,
             cell_depth: 0,
             skip_newline: false,
+            mention_end: None,
         }
     }
 
@@ -162,6 +165,18 @@ impl<'b> Lines<'b> {
         });
     }
 
+    /// Two kept mentions with nothing between them are two names (`<at>Megan</at><at>Alex
+    /// </at>` reads `Megan Alex`); a name split over tags comes with its spaces already.
+    pub(super) fn start_kept_mention(&mut self) {
+        if self.mention_end == Some(self.buf.line.len()) {
+            self.pending_space = true;
+        }
+    }
+
+    pub(super) fn end_kept_mention(&mut self) {
+        self.mention_end = Some(self.buf.line.len());
+    }
+
     /// Start of a table cell that is not the first of its row.
     pub(super) fn cell_separator(&mut self) {
         self.pending_space = false;
@@ -220,6 +235,7 @@ impl<'b> Lines<'b> {
         self.pending_space = false;
         self.has_box = false;
         self.verbatim_start = false;
+        self.mention_end = None;
     }
 
     /// Prints the current line, `len` bytes after `lead` (trimmed) spaces, with its prefix.

@@ -18,7 +18,8 @@
 //!    opening punctuation (`Hi @A!` → `Hi!`, `Hi @A, the plan` → `Hi, the plan`).
 //!
 //! Dropped emoji, images and attachments are *objects*: only rule 5 applies, since the
-//! punctuation around them is the author's own (`Thanks, 👍` keeps its comma).
+//! punctuation around them is the author's own (`Thanks, 👍` keeps its comma). Last, a line
+//! with holes never starts with a separator (`<img>, hi` → `hi`).
 
 use super::chars::{closer_of, is_closing, is_opening, is_separator};
 
@@ -50,7 +51,14 @@ pub(super) fn close_holes(line: &mut String, holes: &[Hole], buf: &mut String) {
         }
         i = last + 1;
     }
-    std::mem::swap(line, buf);
+    // Whatever joined where, a line left starting with a separator (`<img>,<at>A</at>, hi`)
+    // starts with the words after it.
+    let lead = buf.len()
+        - buf
+            .trim_start_matches(|c: char| is_separator(c) || c == ' ')
+            .len();
+    line.clear();
+    line.push_str(&buf[lead..]);
 }
 
 /// Index of the last hole of the mention group starting at `first`.

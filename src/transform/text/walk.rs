@@ -19,6 +19,8 @@ enum Kind {
     Skip,
     /// A mention dropped with its name (see `tidy` for the punctuation around it).
     Mention,
+    /// A mention whose name is kept.
+    KeptMention,
     /// Emoji, images, attachment placeholders: nothing printed, but a word boundary.
     Object,
     /// An `<emoji>` element: an object, except that text inside it (which only an unclosed
@@ -52,6 +54,7 @@ pub(super) enum Close {
     List,
     Row,
     Cell,
+    KeptMention,
 }
 
 /// Stack frames, reused between messages.
@@ -139,6 +142,10 @@ impl<'o, 'l, 'b> Walk<'o, 'l, 'b> {
                 Close::Nothing
             }
             Kind::Inline => Close::Nothing,
+            Kind::KeptMention => {
+                self.lines.start_kept_mention();
+                Close::KeptMention
+            }
             Kind::Code => return Some(self.open_code(node)),
             Kind::Block => {
                 self.lines.block_boundary();
@@ -220,6 +227,7 @@ impl<'o, 'l, 'b> Walk<'o, 'l, 'b> {
                 self.lines.block_boundary();
             }
             Close::Cell => self.lines.leave_cell(),
+            Close::KeptMention => self.lines.end_kept_mention(),
         }
     }
 }
@@ -244,7 +252,7 @@ fn kind(el: &Element, opts: &TextOptions) -> Kind {
         }
     }
     match el.name() {
-        "at" if !opts.keep_mention_names => Kind::Mention,
+        "at" => mention(opts),
         "emoji" | "customemoji" => Kind::Emoji,
         "img" | "attachment" | "image" | "picture" | "video" | "audio" | "input" => Kind::Object,
         "code" => Kind::Code,
@@ -269,9 +277,17 @@ fn itemtype_kind(itemtype: &str, opts: &TextOptions) -> Option<Kind> {
     let (_, name) = itemtype.rsplit_once("schema.skype.com/")?;
     match name.trim_end_matches('/') {
         n if n.eq_ignore_ascii_case("Reply") => Some(Kind::Skip),
-        n if n.eq_ignore_ascii_case("Mention") && !opts.keep_mention_names => Some(Kind::Mention),
+        n if n.eq_ignore_ascii_case("Mention") => Some(mention(opts)),
         n if n.eq_ignore_ascii_case("Emoji") => Some(Kind::Emoji),
         _ => None,
+    }
+}
+
+fn mention(opts: &TextOptions) -> Kind {
+    if opts.keep_mention_names {
+        Kind::KeptMention
+    } else {
+        Kind::Mention
     }
 }
 
