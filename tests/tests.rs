@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real `teams-connector` executable against an
-//! in-process Graph emulator and ingest sink. One module per area.
+//! in-process Graph emulator and ingest sink, and the text stripper against its fixtures.
+//! One module per area.
 
 mod util;
 
@@ -9,3 +10,4 @@ mod config;
 mod delivery;
 mod pipeline;
 mod retries;
+mod text;
