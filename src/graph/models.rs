@@ -181,3 +181,58 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::transform::{Directory, Place, TextOptions, Transformer};
+    use proptest::prelude::*;
+
+    fn message_json() -> impl Strategy<Value = String> {
+        let text = ".{0,40}";
+        (
+            text,
+            prop::option::of(text),
+            prop::option::of(prop::sample::select(vec!["message", "systemEventMessage", "unknownFutureValue", ""])),
+            prop::option::of(text),
+            prop::option::of(text),
+            prop::bool::ANY,
+            prop::option::of(prop::sample::select(vec!["html", "text", "HTML", "weird"])),
+        )
+            .prop_map(|(id, content, kind, created, deleted, app, ctype)| {
+                serde_json::json!({
+                    "id": id,
+                    "messageType": kind,
+                    "createdDateTime": created,
+                    "lastModifiedDateTime": created,
+                    "deletedDateTime": deleted,
+                    "from": if app { serde_json::json!({"application": {"id": "a"}}) } else { serde_json::json!({"user": {"id": "u1"}}) },
+                    "body": {"contentType": ctype, "content": content},
+                    "mentions": [{"mentioned": {"user": {"id": "u1"}}}, {"mentioned": {"conversation": {}}}],
+                    "replies": [{"id": "r", "body": null, "from": null}],
+                })
+                .to_string()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_the_page_parser(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            let _ = serde_json::from_slice::<Page<ChatMessage>>(&bytes);
+            let _ = serde_json::from_slice::<ErrorEnvelope>(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_messages_never_panic_the_transform(json in message_json()) {
+            let Ok(msg) = serde_json::from_str::<ChatMessage>(&json) else { return Ok(()) };
+            let mut dir = Directory::default();
+            dir.insert("u1", "a@b.example");
+            let t = Transformer { tenant: "t".into(), text: TextOptions::default(), include_card_text: true };
+            let place = Place { team: "t", channel: "c", thread: &msg.id };
+            let _ = t.message(&place, &msg, &dir, true);
+            for r in &msg.replies {
+                let _ = t.message(&place, r, &dir, false);
+            }
+        }
+    }
+}
