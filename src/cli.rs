@@ -43,7 +43,7 @@ pub enum LogFormat {
 pub enum Command {
     /// The scheduled job: incremental crawl from the stored cursors.
     Run(RunArgs),
-    /// One-off historical crawl of a date range (not in this version).
+    /// One-off historical crawl of messages created in a date range, resumable.
     Backfill(BackfillArgs),
     /// Interactive device-code sign-in of the technical user (not in this version).
     Login,
@@ -97,10 +97,15 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
+    /// First day (2024-01-31, midnight UTC) or instant (RFC 3339) to include.
     #[arg(long)]
     pub since: String,
+    /// First day or instant no longer included; default: now.
     #[arg(long)]
     pub until: Option<String>,
+    /// Forget stored backfill progress and start over.
+    #[arg(long)]
+    pub restart: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }

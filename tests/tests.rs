@@ -4,6 +4,7 @@
 
 mod util;
 
+mod backfill;
 mod badinput;
 mod cli;
 mod config;

@@ -6,11 +6,13 @@ mod demo;
 
 use std::path::Path;
 
-use crate::cli::{Cli, Command, ConfigCommand, RunArgs};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::cli::{BackfillArgs, Cli, Command, ConfigCommand, RunArgs};
 use crate::config::{parse_duration, Config};
 use crate::exit::{Code, Fatal, Result};
 use crate::shutdown::Shutdown;
-use crate::sync::{self, RunOptions, Shard};
+use crate::sync::{self, Range, RunOptions, Shard};
 
 pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
     match cli.command {
@@ -23,9 +25,15 @@ pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
         Command::Logout => admin::logout(&Config::load(&cli.config)?),
         Command::Emulator(args) => demo::emulator(args, shutdown).await,
         Command::Demo => demo::demo(shutdown).await,
-        Command::Backfill(_) => Err(not_in_this_version("backfill", "history older than `crawl.initial_lookback` is out of reach; raise initial_lookback (delta reaches back 8 months) before the first run")),
-        Command::Login => Err(not_in_this_version("login", "seed the refresh token with TEAMS_CONNECTOR_REFRESH_TOKEN(_FILE) instead")),
-        Command::Doctor => Err(not_in_this_version("doctor", "use `config check` and a `run --dry-run`")),
+        Command::Backfill(args) => backfill(&cli.config, &args, shutdown).await,
+        Command::Login => Err(not_in_this_version(
+            "login",
+            "seed the refresh token with TEAMS_CONNECTOR_REFRESH_TOKEN(_FILE) instead",
+        )),
+        Command::Doctor => Err(not_in_this_version(
+            "doctor",
+            "use `config check` and a `run --dry-run`",
+        )),
     }
 }
 
@@ -57,7 +65,46 @@ pub fn run_options(args: &RunArgs) -> Result<RunOptions> {
             .map(parse_duration)
             .transpose()
             .map_err(|e| Fatal::usage(format!("--max-duration {e}")))?,
+        backfill: None,
+        restart_backfill: false,
     })
+}
+
+/// `2024-01-31` (midnight UTC) or RFC 3339.
+fn parse_date(flag: &str, s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            Fatal::usage(format!(
+                "{flag} {s:?} is not a date; write 2024-01-31 or 2024-01-31T08:00:00Z"
+            ))
+        })
+}
+
+async fn backfill(config_path: &Path, args: &BackfillArgs, shutdown: Shutdown) -> Result<Code> {
+    let since = parse_date("--since", &args.since)?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|u| parse_date("--until", u))
+        .transpose()?;
+    if until.is_some_and(|u| u <= since) {
+        return Err(Fatal::usage("--until must be later than --since"));
+    }
+    let mut opts = run_options(&args.run)?;
+    opts.backfill = Some(Range { since, until });
+    opts.restart_backfill = args.restart;
+    let config = Config::load(config_path)?;
+    if !opts.dry_run {
+        config.ingest_token()?;
+    }
+    let (_, code) = sync::run(&config, &opts, shutdown).await?;
+    Ok(code)
 }
 
 async fn run(config_path: &Path, args: &RunArgs, shutdown: Shutdown) -> Result<Code> {

@@ -24,6 +24,19 @@ pub use lock::Lock;
 const TOKEN_KEY: &str = "auth/refresh_token";
 const LAST_RUN_KEY: &str = "run/last";
 const CHANNEL_PREFIX: &str = "channel/";
+const BACKFILL_PREFIX: &str = "backfill/";
+
+/// Progress of one channel's backfill of a date range.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackfillProgress {
+    /// The range, RFC 3339: progress of another range does not apply.
+    pub since: String,
+    pub until: Option<String>,
+    /// The next message-list page to read; `None` once done.
+    pub next: Option<String>,
+    pub done: bool,
+    pub updated_at: DateTime<Utc>,
+}
 
 /// Progress of one channel's incremental crawl.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -127,6 +140,34 @@ impl Store {
             };
             let cursor = decode(&v, &key)?;
             out.push((team.to_string(), channel.to_string(), cursor));
+        }
+        Ok(out)
+    }
+
+    pub fn backfill(&self, team: &str, channel: &str) -> Result<Option<BackfillProgress>> {
+        self.get(&format!("{BACKFILL_PREFIX}{team}/{channel}"))
+    }
+
+    /// Stores and flushes a channel's backfill progress.
+    pub fn set_backfill(
+        &self,
+        team: &str,
+        channel: &str,
+        progress: &BackfillProgress,
+    ) -> Result<()> {
+        self.put(&format!("{BACKFILL_PREFIX}{team}/{channel}"), progress)?;
+        self.flush()
+    }
+
+    /// Every stored backfill progress as (team id, channel id, progress).
+    pub fn backfills(&self) -> Result<Vec<(String, String, BackfillProgress)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(BACKFILL_PREFIX) {
+            let (k, v) = item.map_err(|e| self.io_error(e))?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            if let Some((team, channel)) = key[BACKFILL_PREFIX.len()..].split_once('/') {
+                out.push((team.to_string(), channel.to_string(), decode(&v, &key)?));
+            }
         }
         Ok(out)
     }

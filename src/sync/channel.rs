@@ -74,6 +74,21 @@ pub(super) struct Progress<'a> {
     sent_replies: HashSet<String>,
     batch: Vec<Document>,
     pub counts: ChannelCounts,
+    /// Backfill: only messages created in this range, and no incremental cursor is touched.
+    pub(super) range: Option<Range>,
+}
+
+/// A backfill's date range, `[since, until)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub since: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Range {
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        t >= self.since && self.until.is_none_or(|u| t < u)
+    }
 }
 
 pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
@@ -90,8 +105,13 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
         sent_replies: HashSet::new(),
         batch: Vec::with_capacity(crawl.batch_size),
         counts: ChannelCounts::default(),
+        range: crawl.backfill,
     };
-    let (ending, failure) = match progress.run().await {
+    let outcome = match crawl.backfill {
+        Some(range) => progress.backfill(range).await,
+        None => progress.run().await,
+    };
+    let (ending, failure) = match outcome {
         Ok(()) => (Ending::Done, None),
         Err(stop) => progress.conclude(stop).await,
     };
@@ -245,10 +265,16 @@ impl Progress<'_> {
     }
 
     /// Decides one message. In the sweep, only replies not seen yet this run count.
-    fn message(&mut self, msg: &ChatMessage, thread: &str, sweep: bool) {
+    pub(super) fn message(&mut self, msg: &ChatMessage, thread: &str, sweep: bool) {
         let is_reply = msg.id != thread;
         if sweep && self.sent_replies.contains(&msg.id) {
             return;
+        }
+        if let Some(range) = self.range {
+            let created = msg.created_date_time.as_deref().and_then(parse_time);
+            if !created.is_some_and(|c| range.contains(c)) {
+                return;
+            }
         }
         let modified = msg
             .last_modified_date_time
@@ -306,8 +332,9 @@ impl Progress<'_> {
         Ok(())
     }
 
-    /// Sends everything pending.
-    async fn flush_batch(&mut self) -> Result<(), Stop> {
+    /// Sends everything pending, `batch_size` documents a POST.
+    pub(super) async fn flush_batch(&mut self) -> Result<(), Stop> {
+        self.flush_full_batches().await?;
         self.send(self.batch.len()).await
     }
 
@@ -351,7 +378,7 @@ impl Progress<'_> {
     }
 
     fn save_in_progress(&mut self, link: Option<String>) -> Result<(), Stop> {
-        if self.crawl.output.is_dry_run() || link.is_none() {
+        if self.crawl.output.is_dry_run() || link.is_none() || self.range.is_some() {
             return Ok(());
         }
         let resuming_here = link == self.page_url;

@@ -6,6 +6,7 @@
 //! failures are recorded and the rest goes on; only sign-in failures, a dead ingest and
 //! signals stop the whole run.
 
+mod backfill;
 mod channel;
 pub mod discovery;
 pub mod report;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
-pub use channel::{graph_time, parse_time, ChannelRef};
+pub use channel::{graph_time, parse_time, ChannelRef, Range};
 pub use discovery::{Shard, TeamFilter};
 pub use report::{Ending, Failure, FailureKind, Summary};
 
@@ -40,6 +41,10 @@ pub struct RunOptions {
     pub teams: Vec<String>,
     pub shard: Option<Shard>,
     pub max_duration: Option<Duration>,
+    /// `backfill`: crawl this date range through the message list instead of delta.
+    pub backfill: Option<Range>,
+    /// `backfill --restart`: ignore stored backfill progress.
+    pub restart_backfill: bool,
 }
 
 /// What every channel task shares. Field by field:
@@ -56,6 +61,8 @@ pub struct Crawl {
     pub batch_size: usize,
     /// First round of a channel: messages modified after this.
     pub first_since: DateTime<Utc>,
+    pub backfill: Option<Range>,
+    pub restart_backfill: bool,
     deadline: Option<Instant>,
     shutdown: Shutdown,
     /// Set when the ingest stayed unavailable: the other channels stop instead of each
@@ -203,6 +210,8 @@ pub async fn run(
             - chrono::Duration::from_std(config.crawl.initial_lookback)
                 .unwrap_or(chrono::Duration::days(30)),
         deadline: opts.max_duration.map(|d| started + d),
+        backfill: opts.backfill,
+        restart_backfill: opts.restart_backfill,
         shutdown: shutdown.clone(),
         ingest_down: AtomicBool::new(false),
         abort: Mutex::new(None),
