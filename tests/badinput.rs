@@ -134,3 +134,20 @@ async fn a_corrupt_store_is_a_clear_error_not_a_panic() {
     assert_eq!(run.code, 74, "{}", run.stderr);
     assert!(run.stderr.contains("state store"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_users_list_graph_refuses_stops_the_run_before_any_cursor_moves() {
+    let h = Harness::new(spec()).await;
+    h.emu.inject("users", "", Fault::Forbidden, 1);
+    let run = h.run(&["run"]).await;
+    assert_no_panic(&run);
+    assert_eq!(run.code, 77, "{}", run.stderr);
+    assert!(run.stderr.contains("User.ReadBasic.All"), "{}", run.stderr);
+    assert!(
+        h.sink.documents().is_empty(),
+        "nothing is sent without the users map"
+    );
+    let status = h.run(&["status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(v["channels"].as_array().map(Vec::len), Some(0));
+}

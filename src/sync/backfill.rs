@@ -10,7 +10,7 @@ use super::channel::{graph_time, parse_time, Progress, Range, Stop};
 use crate::graph::models::{ChatMessage, Page};
 use crate::state::BackfillProgress;
 
-impl Progress<'_> {
+impl<'a> Progress<'a> {
     pub(super) async fn backfill(&mut self, range: Range) -> Result<(), Stop> {
         let (team, channel) = (self.place.team.clone(), self.place.channel.clone());
         let since = graph_time(range.since);
@@ -30,6 +30,7 @@ impl Progress<'_> {
         while let Some(url) = next {
             self.check_budget(None).await?;
             let page: Page<ChatMessage> = self.get(&url).await?;
+            let dir = self.directory().await?;
             let mut reached_since = false;
             for root in &page.value {
                 let modified = root
@@ -43,7 +44,7 @@ impl Progress<'_> {
                     reached_since = true;
                     break;
                 }
-                self.message(root, &root.id, false);
+                self.message(root, &root.id, false, dir);
                 if self.crawl.include_replies {
                     self.replies(root, false).await?;
                 }

@@ -21,7 +21,7 @@ use crate::graph::GraphError;
 use crate::http::Scope;
 use crate::ingest::IngestError;
 use crate::state::{ChannelCursor, PageAck};
-use crate::transform::{Document, Op, Outcome, Place};
+use crate::transform::{Directory, Document, Op, Outcome, Place};
 
 /// Overlap when restarting from a sync time, for clock skew between Graph's replicas.
 const RESYNC_OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
@@ -57,6 +57,8 @@ enum Origin {
 
 pub(super) struct Progress<'a> {
     pub crawl: &'a Crawl,
+    /// The users map, once loaded (see [`Progress::ensure_directory`]).
+    directory: Option<&'a Directory>,
     pub place: &'a ChannelRef,
     cursor: ChannelCursor,
     /// Newest `lastModifiedDateTime` handled so far.
@@ -94,6 +96,7 @@ impl Range {
 pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
     let mut progress = Progress {
         crawl,
+        directory: None,
         place,
         cursor: ChannelCursor::default(),
         newest: None,
@@ -122,7 +125,7 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
     }
 }
 
-impl Progress<'_> {
+impl<'a> Progress<'a> {
     async fn run(&mut self) -> Result<(), Stop> {
         let stored = self
             .crawl
@@ -240,8 +243,21 @@ impl Progress<'_> {
             .map_err(Stop::Graph)
     }
 
+    /// The users map; the first call waits for it (it loads while the first pages are
+    /// fetched). `Budget` when loading failed: the run is aborting.
+    pub(super) async fn directory(&mut self) -> Result<&'a Directory, Stop> {
+        if let Some(dir) = self.directory {
+            return Ok(dir);
+        }
+        let crawl: &'a Crawl = self.crawl;
+        let dir = crawl.directory().await.ok_or(Stop::Budget)?;
+        self.directory = Some(dir);
+        Ok(dir)
+    }
+
     async fn root(&mut self, root: &ChatMessage) -> Result<(), Stop> {
-        self.message(root, &root.id, false);
+        let dir = self.directory().await?;
+        self.message(root, &root.id, false, dir);
         if !self.crawl.include_replies {
             return Ok(());
         }
@@ -250,14 +266,15 @@ impl Progress<'_> {
 
     /// The replies of `root`: inline ones, then `replies@odata.nextLink` pages.
     pub(super) async fn replies(&mut self, root: &ChatMessage, sweep: bool) -> Result<(), Stop> {
+        let dir = self.directory().await?;
         for reply in &root.replies {
-            self.message(reply, &root.id, sweep);
+            self.message(reply, &root.id, sweep, dir);
         }
         let mut next = root.replies_next_link.clone();
         while let Some(url) = next {
             let page: Page<ChatMessage> = self.get(&url).await?;
             for reply in &page.value {
-                self.message(reply, &root.id, sweep);
+                self.message(reply, &root.id, sweep, dir);
             }
             next = page.next_link;
         }
@@ -265,7 +282,13 @@ impl Progress<'_> {
     }
 
     /// Decides one message. In the sweep, only replies not seen yet this run count.
-    pub(super) fn message(&mut self, msg: &ChatMessage, thread: &str, sweep: bool) {
+    pub(super) fn message(
+        &mut self,
+        msg: &ChatMessage,
+        thread: &str,
+        sweep: bool,
+        directory: &Directory,
+    ) {
         let is_reply = msg.id != thread;
         if sweep && self.sent_replies.contains(&msg.id) {
             return;
@@ -305,7 +328,7 @@ impl Progress<'_> {
         match self
             .crawl
             .transformer
-            .message(&place, msg, &self.crawl.directory, self.incremental)
+            .message(&place, msg, directory, self.incremental)
         {
             Outcome::Forward(doc) => {
                 match doc.op {

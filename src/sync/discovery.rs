@@ -1,9 +1,13 @@
 //! Who is who and where to look: the users map (id → mail), the teams the technical user
 //! can reach (filtered by the config, `--team` and `--shard`) and their channels.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use super::report::{Failure, FailureKind};
+use super::{ChannelRef, Crawl};
 use crate::graph::models::{Channel, Page, Team, User};
 use crate::graph::{Graph, GraphError};
 use crate::http::Scope;
@@ -76,12 +80,9 @@ pub async fn directory(graph: &Graph) -> Result<Directory, GraphError> {
     Ok(dir)
 }
 
-/// The teams to crawl. Per-team lookups that fail are recorded and the team left out.
-pub async fn teams(
-    graph: &Graph,
-    filter: &TeamFilter,
-    failures: &mut Vec<Failure>,
-) -> Result<Vec<Team>, GraphError> {
+/// The joined teams this run covers by id, name and shard. Visibility is checked later,
+/// with the channel lookups.
+pub async fn teams(graph: &Graph, filter: &TeamFilter) -> Result<Vec<Team>, GraphError> {
     let joined: Vec<Team> = collect(graph, graph.endpoints.joined_teams(), Scope::Team).await?;
     let matches = |t: &Team, list: &[String]| {
         list.iter().any(|x| {
@@ -99,48 +100,82 @@ pub async fn teams(
             tracing::warn!(team = %wanted, "No accessible team has this id or name; check [crawl] teams / --team and that the technical user is a member.");
         }
     }
-    let mut out = Vec::new();
-    for team in joined {
-        if (!filter.only.is_empty() && !matches(&team, &filter.only))
-            || matches(&team, &filter.exclude)
-            || filter.shard.is_some_and(|s| !s.covers(&team.id))
-        {
-            continue;
-        }
-        if !filter.include_private {
-            // joinedTeams leaves `visibility` null; the team itself has it.
-            match graph
-                .get::<Team>(&graph.endpoints.team(&team.id), Scope::Team)
-                .await
-            {
-                Ok(full)
-                    if full
-                        .visibility
-                        .as_deref()
-                        .is_some_and(|v| v.eq_ignore_ascii_case("private")) =>
-                {
-                    tracing::debug!(team = %team.id, "Private team left out; set [crawl] include_private_teams = true to crawl it.");
-                    continue;
-                }
-                Ok(_) => {}
-                Err(GraphError::Status {
-                    status,
-                    code,
-                    message,
-                }) => {
-                    failures.push(team_failure(&team.id, status, &code, &message));
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        out.push(team);
-    }
-    Ok(out)
+    Ok(joined
+        .into_iter()
+        .filter(|team| filter.only.is_empty() || matches(team, &filter.only))
+        .filter(|team| !matches(team, &filter.exclude))
+        .filter(|team| filter.shard.is_none_or(|s| s.covers(&team.id)))
+        .collect())
 }
 
-pub async fn channels(graph: &Graph, team: &Team) -> Result<Vec<Channel>, GraphError> {
-    collect(graph, graph.endpoints.channels(&team.id), Scope::Team).await
+/// One team's channels; `None` for a private team when those are left out.
+async fn team_channels(
+    graph: &Graph,
+    team: &Team,
+    include_private: bool,
+) -> Result<Option<Vec<Channel>>, GraphError> {
+    if !include_private {
+        // joinedTeams leaves `visibility` null; the team itself has it.
+        let full: Team = graph
+            .get(&graph.endpoints.team(&team.id), Scope::Team)
+            .await?;
+        if full
+            .visibility
+            .as_deref()
+            .is_some_and(|v| v.eq_ignore_ascii_case("private"))
+        {
+            tracing::debug!(team = %team.id, "Private team left out; set [crawl] include_private_teams = true to crawl it.");
+            return Ok(None);
+        }
+    }
+    collect(graph, graph.endpoints.channels(&team.id), Scope::Team)
+        .await
+        .map(Some)
+}
+
+/// The channels of `teams`, looked up `concurrency` teams at a time. Teams Graph refuses
+/// (403/404) are recorded in `failures` and left out; returns how many teams are crawled.
+pub async fn channels(
+    crawl: &Arc<Crawl>,
+    teams: Vec<Team>,
+    include_private: bool,
+    concurrency: usize,
+    failures: &mut Vec<Failure>,
+) -> Result<(u64, Vec<ChannelRef>), GraphError> {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for team in teams {
+        let crawl = crawl.clone();
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let found = team_channels(&crawl.graph, &team, include_private).await;
+            (team, found)
+        });
+    }
+    let (mut kept, mut out) = (0, Vec::new());
+    while let Some(done) = tasks.join_next().await {
+        let Ok((team, found)) = done else { continue };
+        match found {
+            Ok(Some(list)) => {
+                kept += 1;
+                out.extend(list.into_iter().map(|c| ChannelRef {
+                    team: team.id.clone(),
+                    channel: c.id,
+                }));
+            }
+            Ok(None) => {}
+            Err(GraphError::Status {
+                status,
+                code,
+                message,
+            }) => failures.push(team_failure(&team.id, status, &code, &message)),
+            Err(e) => return Err(e),
+        }
+    }
+    // Stable order: the same channels start first every run.
+    out.sort_by(|a, b| (&a.team, &a.channel).cmp(&(&b.team, &b.channel)));
+    Ok((kept, out))
 }
 
 pub fn team_failure(team: &str, status: u16, code: &str, message: &str) -> Failure {

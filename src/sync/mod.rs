@@ -13,11 +13,11 @@ pub mod report;
 mod sweep;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 pub use channel::{graph_time, parse_time, ChannelRef, Range};
 pub use discovery::{Shard, TeamFilter};
@@ -52,8 +52,9 @@ pub struct Crawl {
     pub graph: Graph,
     /// Cursors and the refresh token; sled is internally synchronised.
     pub store: Arc<Store>,
-    /// Read-only after discovery.
-    pub directory: Directory,
+    /// User id → mail; set once by the directory task, read-only after.
+    directory: OnceLock<Directory>,
+    directory_ready: watch::Receiver<bool>,
     pub transformer: Transformer,
     pub output: Output,
     pub include_replies: bool,
@@ -78,6 +79,12 @@ impl Crawl {
         self.shutdown.is_cancelled()
             || self.deadline.is_some_and(|d| Instant::now() >= d)
             || self.abort.lock().map(|a| a.is_some()).unwrap_or(true)
+    }
+    /// The users map, once loaded; `None` if loading failed (the run is then aborting).
+    async fn directory(&self) -> Option<&Directory> {
+        let mut ready = self.directory_ready.clone();
+        let _ = ready.wait_for(|r| *r).await;
+        self.directory.get()
     }
     fn shutdown_requested(&self) -> bool {
         self.shutdown.is_cancelled()
@@ -153,48 +160,12 @@ pub async fn run(
         exclude: config.crawl.exclude_teams.clone(),
         shard: opts.shard,
     };
-    let (directory, teams) = tokio::join!(
-        discovery::directory(&graph),
-        discovery::teams(&graph, &filter, &mut summary.failures)
-    );
-    let directory = directory
-        .map_err(|e| discovery_fatal(e, "the users list (User.ReadBasic.All)", &shutdown))?;
-    let teams = teams
-        .map_err(|e| discovery_fatal(e, "the joined teams (Team.ReadBasic.All)", &shutdown))?;
-    summary.users = directory.len() as u64;
-    summary.teams = teams.len() as u64;
-
-    let mut channels = Vec::new();
-    for team in &teams {
-        match discovery::channels(&graph, team).await {
-            Ok(list) => channels.extend(list.into_iter().map(|c| ChannelRef {
-                team: team.id.clone(),
-                channel: c.id,
-            })),
-            Err(GraphError::Status {
-                status,
-                code,
-                message,
-            }) => summary
-                .failures
-                .push(discovery::team_failure(&team.id, status, &code, &message)),
-            Err(e) => {
-                return Err(discovery_fatal(
-                    e,
-                    "a team's channels (Channel.ReadBasic.All)",
-                    &shutdown,
-                ))
-            }
-        }
-    }
-    if teams.is_empty() {
-        tracing::warn!("The technical user can reach no team to crawl; add it to the teams, or check [crawl] teams, exclude_teams and include_private_teams.");
-    }
-
+    let (ready_tx, directory_ready) = watch::channel(false);
     let crawl = Arc::new(Crawl {
         graph,
         store: store.clone(),
-        directory,
+        directory: OnceLock::new(),
+        directory_ready,
         transformer: Transformer {
             tenant: config.tenant_id.clone(),
             text: TextOptions {
@@ -216,7 +187,37 @@ pub async fn run(
         ingest_down: AtomicBool::new(false),
         abort: Mutex::new(None),
     });
+    // The users list loads while teams and channels are discovered and the first pages are
+    // fetched; channel tasks wait for it only before turning messages into documents.
+    let directory = tokio::spawn(load_directory(crawl.clone(), ready_tx));
+    let teams = discovery::teams(&crawl.graph, &filter)
+        .await
+        .map_err(|e| discovery_fatal(e, "the joined teams (Team.ReadBasic.All)", &shutdown))?;
+    let (kept, channels) = discovery::channels(
+        &crawl,
+        teams,
+        config.crawl.include_private_teams,
+        config.limits.concurrency,
+        &mut summary.failures,
+    )
+    .await
+    .map_err(|e| discovery_fatal(e, "a team's channels (Channel.ReadBasic.All)", &shutdown))?;
+    summary.teams = kept;
+    if kept == 0 {
+        tracing::warn!("The technical user can reach no team to crawl; add it to the teams, or check [crawl] teams, exclude_teams and include_private_teams.");
+    }
     crawl_channels(&crawl, channels, config.limits.concurrency, &mut summary).await;
+    match directory.await {
+        Ok(Ok(users)) => summary.users = users,
+        Ok(Err(e)) => {
+            return Err(discovery_fatal(
+                e,
+                "the users list (User.ReadBasic.All)",
+                &shutdown,
+            ))
+        }
+        Err(e) => return Err(Fatal::internal(format!("the users list task failed: {e}"))),
+    }
 
     summary.requests = Counters::get(&counters.requests);
     summary.throttled = Counters::get(&counters.throttled);
@@ -239,6 +240,28 @@ pub async fn run(
         return Err(f);
     }
     Ok((summary, code))
+}
+
+/// Loads the users map into the crawl and tells the channel tasks it is there. On failure
+/// the crawl is stopped (tasks see `out_of_time`) and the error returned.
+async fn load_directory(
+    crawl: Arc<Crawl>,
+    ready: watch::Sender<bool>,
+) -> std::result::Result<u64, GraphError> {
+    let loaded = discovery::directory(&crawl.graph).await;
+    let result = match loaded {
+        Ok(dir) => {
+            let users = dir.len() as u64;
+            let _ = crawl.directory.set(dir);
+            Ok(users)
+        }
+        Err(e) => {
+            crawl.abort(Fatal::unavailable("the users list could not be read"));
+            Err(e)
+        }
+    };
+    let _ = ready.send(true);
+    result
 }
 
 /// Runs every channel, at most `concurrency` at once; a channel's pages stay sequential.
