@@ -112,14 +112,18 @@ impl Graph {
                 _ = self.shutdown.cancelled() => return Err(GraphError::Cancelled),
             }
             Counters::add(&self.counters.requests, 1);
-            let sent = self
+            let request = self
                 .http
                 .get(url)
                 .bearer_auth(token.expose())
                 .header("Prefer", "include-unknown-enum-members")
                 .header(reqwest::header::ACCEPT, "application/json")
-                .send()
-                .await;
+                .send();
+            // A GET is safe to abandon: on a signal it does not hold up the exit.
+            let sent = tokio::select! {
+                sent = request => sent,
+                _ = self.shutdown.cancelled() => return Err(GraphError::Cancelled),
+            };
             let (wait, why) = match sent {
                 Err(e) => (None, transport(&e)),
                 Ok(resp) => {

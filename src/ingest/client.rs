@@ -14,6 +14,9 @@ use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use crate::transform::Document;
 
+/// How long an in-flight POST may run on after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 pub enum IngestError {
     /// A permanent refusal (4xx other than 429): the batch will not be accepted as is.
@@ -86,6 +89,19 @@ impl IngestClient {
     }
 
     async fn send_once(&self, body: &[u8], key: &str) -> Result<(), Failure> {
+        // An in-flight POST may finish after a signal, but only for a grace period: the
+        // exit must come within seconds (an abandoned batch is resent next run).
+        let grace = async {
+            self.shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            r = self.send_inner(body, key) => r,
+            _ = grace => Err(Failure::Final(IngestError::Unavailable("abandoned an in-flight POST on shutdown".into()))),
+        }
+    }
+
+    async fn send_inner(&self, body: &[u8], key: &str) -> Result<(), Failure> {
         let sent = self
             .http
             .post(self.url.clone())
