@@ -45,7 +45,7 @@ pub enum Command {
     Run(RunArgs),
     /// One-off historical crawl of a date range (not in this version).
     Backfill(BackfillArgs),
-    /// Interactive device-code sign-in of the technical user (not in this version).
+    /// Device-code sign-in of the technical user; stores the refresh token.
     Login,
     /// Delete the stored refresh token.
     Logout,

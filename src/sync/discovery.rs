@@ -16,6 +16,8 @@ pub struct TeamFilter {
     pub only: Vec<String>,
     pub exclude: Vec<String>,
     pub shard: Option<Shard>,
+    /// App-only sign-in has no `/me`: list every team of the tenant (`GET /teams`).
+    pub tenant_wide: bool,
 }
 
 /// `--shard I/N`: this process covers the teams whose stable hash is I modulo N.
@@ -80,7 +82,12 @@ pub async fn teams(
     filter: &TeamFilter,
     failures: &mut Vec<Failure>,
 ) -> Result<Vec<Team>, GraphError> {
-    let joined: Vec<Team> = collect(graph, graph.endpoints.joined_teams()).await?;
+    let list = if filter.tenant_wide {
+        all_teams_url(graph)
+    } else {
+        graph.endpoints.joined_teams()
+    };
+    let joined: Vec<Team> = collect(graph, list).await?;
     let matches = |t: &Team, list: &[String]| {
         list.iter().any(|x| {
             x.eq_ignore_ascii_case(&t.id)
@@ -135,6 +142,15 @@ pub async fn teams(
         out.push(team);
     }
     Ok(out)
+}
+
+/// `{graph}/v1.0/teams`, beside `/v1.0/me` (issue 3: app-only discovery).
+fn all_teams_url(graph: &Graph) -> String {
+    let me = graph.endpoints.me();
+    url::Url::parse(&me)
+        .and_then(|u| u.join("teams"))
+        .map(String::from)
+        .unwrap_or(me)
 }
 
 pub async fn channels(graph: &Graph, team: &Team) -> Result<Vec<Channel>, GraphError> {

@@ -140,6 +140,7 @@ pub async fn run(
         },
         exclude: config.crawl.exclude_teams.clone(),
         shard: opts.shard,
+        tenant_wide: config.flow == crate::config::Flow::ClientCredentials,
     };
     let (directory, teams) = tokio::join!(
         discovery::directory(&graph),
