@@ -3,6 +3,7 @@
 
 mod util;
 
+mod auth;
 mod cli;
 mod config;
 mod pipeline;
