@@ -45,7 +45,7 @@ pub enum Command {
     Run(RunArgs),
     /// One-off historical crawl of messages created in a date range, resumable.
     Backfill(BackfillArgs),
-    /// Interactive device-code sign-in of the technical user (not in this version).
+    /// Device-code sign-in of the technical user; stores the refresh token.
     Login,
     /// Delete the stored refresh token.
     Logout,

@@ -606,3 +606,92 @@ fn positive(v: f64, key: &str) -> Result<()> {
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connector.toml");
+        let text = format!(
+            "[microsoft]\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"c1\"\n{extra}\n[ingest]\nurl = \"https://ingest.example.com/v1/documents\"\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        Config::load_with_env(&path, &BTreeMap::new())
+    }
+
+    #[test]
+    fn each_cloud_picks_its_hosts_and_scope_resource() {
+        let cases = [
+            (
+                "global",
+                "https://graph.microsoft.com/",
+                "https://login.microsoftonline.com/",
+            ),
+            (
+                "usgov",
+                "https://graph.microsoft.us/",
+                "https://login.microsoftonline.us/",
+            ),
+            (
+                "usgov-dod",
+                "https://dod-graph.microsoft.us/",
+                "https://login.microsoftonline.us/",
+            ),
+            (
+                "china",
+                "https://microsoftgraph.chinacloudapi.cn/",
+                "https://login.chinacloudapi.cn/",
+            ),
+        ];
+        for (cloud, graph, login) in cases {
+            let c = load(&format!("cloud = {cloud:?}")).unwrap();
+            assert_eq!(c.graph_url.as_str(), graph, "{cloud}");
+            assert_eq!(c.login_url.as_str(), login, "{cloud}");
+            assert_eq!(c.scopes[0], "offline_access");
+            assert_eq!(
+                c.scopes[1],
+                format!("{}User.ReadBasic.All", graph),
+                "{cloud}"
+            );
+        }
+    }
+
+    #[test]
+    fn url_overrides_win_but_scopes_keep_the_cloud_resource() {
+        let c = load(
+            "cloud = \"usgov\"\ngraph_url = \"http://127.0.0.1:8700\"\nlogin_url = \"http://127.0.0.1:8701\"",
+        )
+        .unwrap();
+        assert_eq!(c.graph_url.as_str(), "http://127.0.0.1:8700/");
+        assert_eq!(c.login_url.as_str(), "http://127.0.0.1:8701/");
+        assert!(c.scopes[1].starts_with("https://graph.microsoft.us/"));
+    }
+
+    #[test]
+    fn app_only_asks_for_the_default_scope_of_the_cloud() {
+        let c = load("cloud = \"china\"\n[auth]\nflow = \"client_credentials\"").unwrap();
+        assert_eq!(
+            c.scopes,
+            vec!["https://microsoftgraph.chinacloudapi.cn/.default"]
+        );
+        let c = load("[auth]\nscopes = [\"offline_access\", \"openid\", \"Team.ReadBasic.All\", \"https://graph.microsoft.com/Sites.Read.All\"]").unwrap();
+        assert_eq!(
+            c.scopes,
+            vec![
+                "offline_access",
+                "openid",
+                "https://graph.microsoft.com/Team.ReadBasic.All",
+                "https://graph.microsoft.com/Sites.Read.All"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_password_flow_needs_a_username() {
+        let e = load("[auth]\nflow = \"password\"").unwrap_err();
+        assert_eq!(e.code, crate::exit::Code::Config);
+        assert!(e.message.contains("[auth] username"), "{}", e.message);
+    }
+}

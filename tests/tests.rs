@@ -4,6 +4,7 @@
 
 mod util;
 
+mod auth;
 mod backfill;
 mod badinput;
 mod cli;

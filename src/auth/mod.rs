@@ -5,7 +5,13 @@
 //! flight), and every rotated refresh token is written to the state store and flushed
 //! before the access token that came with it is used. Token-endpoint errors become exit 77
 //! (a person must act) or 69 (the endpoint is down), with the AADSTS code in the message.
+//!
+//! Flows (`[auth] flow`): the refresh-token chain (seeded, or stored by `login`, the
+//! device-code sign-in in [`device`]), the password grant (ROPC) and client credentials
+//! (app-only). A configured client secret is sent with every grant.
 
+mod claims;
+mod device;
 mod endpoint;
 
 use std::sync::Arc;
@@ -20,8 +26,10 @@ use crate::exit::{Fatal, Result};
 use crate::http::Counters;
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
-use crate::state::Store;
+use crate::state::{StateKey, Store};
 
+pub use claims::Claims;
+pub use device::{login, SignedIn};
 pub use endpoint::{Grant, TokenResponse};
 
 /// Refresh this long before the access token expires.
@@ -39,6 +47,8 @@ pub struct TokenSource {
     password: Option<Secret>,
     seed: Option<Secret>,
     store: Arc<Store>,
+    /// Seals the stored refresh token (`TEAMS_CONNECTOR_STATE_KEY`).
+    key: Option<StateKey>,
     cache: Mutex<Option<Cached>>,
 }
 
@@ -50,7 +60,6 @@ impl TokenSource {
         counters: Arc<Counters>,
         shutdown: Shutdown,
     ) -> Result<TokenSource> {
-        let url = token_url(&config.login_url, &config.tenant_id)?;
         if config.flow == Flow::Password && config.secrets.password.is_none() {
             return Err(Fatal::config(
                 "[auth] flow = \"password\" needs TEAMS_CONNECTOR_PASSWORD or TEAMS_CONNECTOR_PASSWORD_FILE",
@@ -61,22 +70,25 @@ impl TokenSource {
                 "[auth] flow = \"client_credentials\" needs TEAMS_CONNECTOR_CLIENT_SECRET or TEAMS_CONNECTOR_CLIENT_SECRET_FILE",
             ));
         }
+        match config.flow {
+            Flow::Password => tracing::warn!(
+                flow = "password",
+                "The password flow (ROPC) fails for accounts with MFA and for federated accounts; prefer [auth] flow = \"refresh_token\" with `teams-connector login`."
+            ),
+            Flow::ClientCredentials => tracing::info!(
+                flow = "client_credentials",
+                "Signing in app-only: teams are listed tenant-wide, and reading channel messages needs Microsoft's Protected API approval for the app."
+            ),
+            Flow::RefreshToken => {}
+        }
         Ok(TokenSource {
-            endpoint: endpoint::Endpoint {
-                http,
-                url,
-                client_id: config.client_id.clone(),
-                client_secret: config.secrets.client_secret.clone(),
-                scope: config.scopes.join(" "),
-                max_retries: config.limits.max_retries,
-                counters,
-                shutdown,
-            },
+            endpoint: endpoint(config, http, counters, shutdown, config.scopes.join(" "))?,
             flow: config.flow,
             username: config.username.clone(),
             password: config.secrets.password.clone(),
             seed: config.secrets.refresh_token.clone(),
             store,
+            key: state_key(config),
             cache: Mutex::new(None),
         })
     }
@@ -111,14 +123,13 @@ impl TokenSource {
     async fn acquire(&self) -> Result<TokenResponse> {
         match self.flow {
             Flow::RefreshToken => self.refresh().await,
+            // Every access token comes from the password itself: nothing to keep at rest.
             Flow::Password => {
                 let grant = Grant::Password {
                     username: self.username.clone().unwrap_or_default(),
                     password: self.password.clone().unwrap_or_else(|| Secret::new("")),
                 };
-                let r = self.endpoint.request(&grant).await?;
-                self.save_rotated(&r, None)?;
-                Ok(r)
+                self.endpoint.request(&grant).await
             }
             Flow::ClientCredentials => self.endpoint.request(&Grant::ClientCredentials).await,
         }
@@ -127,30 +138,60 @@ impl TokenSource {
     /// The refresh-token grant: the stored chain, unless the admin seeded a new token.
     async fn refresh(&self) -> Result<TokenResponse> {
         let seed_fp = self.seed.as_ref().map(fingerprint);
-        let stored = self.store.refresh_token()?;
-        let token = match (stored, &self.seed) {
-            // The stored chain is newer than the seed it grew from; a different seed is new.
-            (Some(s), None) => s.token,
-            (Some(s), Some(_)) if s.seed == seed_fp => s.token,
-            (_, Some(seed)) => seed.clone(),
-            (None, None) => {
-                return Err(Fatal::auth(
-                    "no refresh token: run `teams-connector login`, or seed one with TEAMS_CONNECTOR_REFRESH_TOKEN(_FILE)",
-                ))
-            }
+        // The stored chain is newer than the seed it grew from, so it wins over that seed;
+        // a different seed is the admin's new start and replaces the chain (unopened).
+        let chain = match (self.store.token_info()?, &seed_fp) {
+            (Some(_), None) => true,
+            (Some(info), Some(fp)) => info.seed.as_ref() == Some(fp),
+            (None, _) => false,
+        };
+        let stored = if chain {
+            self.store
+                .refresh_token(self.key.as_ref())?
+                .map(|s| s.token)
+        } else {
+            None
+        };
+        let Some(token) = stored.or_else(|| self.seed.clone()) else {
+            return Err(Fatal::auth(
+                "no refresh token: run `teams-connector login`, or seed one with TEAMS_CONNECTOR_REFRESH_TOKEN(_FILE)",
+            ));
         };
         let response = self.endpoint.request(&Grant::RefreshToken(token)).await?;
-        self.save_rotated(&response, seed_fp.as_deref())?;
+        if let Some(rt) = &response.refresh_token {
+            self.store.set_refresh_token(
+                &Secret::new(rt.clone()),
+                seed_fp.as_deref(),
+                self.key.as_ref(),
+            )?;
+        }
         Ok(response)
     }
+}
 
-    fn save_rotated(&self, response: &TokenResponse, seed_fp: Option<&str>) -> Result<()> {
-        if let Some(rt) = &response.refresh_token {
-            self.store
-                .set_refresh_token(&Secret::new(rt.clone()), seed_fp)?;
-        }
-        Ok(())
-    }
+/// The token endpoint as `config` describes it, asking for `scope`.
+fn endpoint(
+    config: &Config,
+    http: reqwest::Client,
+    counters: Arc<Counters>,
+    shutdown: Shutdown,
+    scope: String,
+) -> Result<endpoint::Endpoint> {
+    Ok(endpoint::Endpoint {
+        http,
+        url: token_url(&config.login_url, &config.tenant_id)?,
+        client_id: config.client_id.clone(),
+        client_secret: config.secrets.client_secret.clone(),
+        scope,
+        max_retries: config.limits.max_retries,
+        counters,
+        shutdown,
+    })
+}
+
+/// The key that seals the stored refresh token, when `TEAMS_CONNECTOR_STATE_KEY` is set.
+pub fn state_key(config: &Config) -> Option<StateKey> {
+    config.secrets.state_key.as_ref().map(StateKey::derive)
 }
 
 /// `{login}/{tenant}/oauth2/v2.0/token`.

@@ -31,6 +31,8 @@ struct StatusView {
     flow: &'static str,
     refresh_token_stored: bool,
     refresh_token_rotated_at: Option<String>,
+    /// Sealed with `TEAMS_CONNECTOR_STATE_KEY`.
+    refresh_token_encrypted: bool,
     channels: Vec<ChannelView>,
     last_run: Option<Summary>,
 }
@@ -45,11 +47,12 @@ struct ChannelView {
 
 pub fn status(config: &Config, json: bool) -> Result<Code> {
     let store = Store::open(&config.state_dir)?;
-    let token = store.refresh_token()?;
+    let token = store.token_info()?;
     let view = StatusView {
         state_dir: config.state_dir.display().to_string(),
         flow: flow_name(config.flow),
         refresh_token_stored: token.is_some(),
+        refresh_token_encrypted: token.as_ref().is_some_and(|t| t.encrypted),
         refresh_token_rotated_at: token.map(|t| t.rotated_at.to_rfc3339()),
         channels: store
             .channels()?
@@ -71,8 +74,13 @@ pub fn status(config: &Config, json: bool) -> Result<Code> {
     println!("state dir: {}", view.state_dir);
     println!("auth flow: {}", view.flow);
     match &view.refresh_token_rotated_at {
-        Some(at) => println!("refresh token: stored, last rotated {at}"),
-        None => println!("refresh token: none stored (seed TEAMS_CONNECTOR_REFRESH_TOKEN)"),
+        Some(at) => println!(
+            "refresh token: stored (encrypted: {}), last rotated {at}",
+            if view.refresh_token_encrypted { "yes" } else { "no" }
+        ),
+        None => println!(
+            "refresh token: none stored (run `teams-connector login`, or seed TEAMS_CONNECTOR_REFRESH_TOKEN)"
+        ),
     }
     println!("channels with a cursor: {}", view.channels.len());
     for c in &view.channels {
@@ -138,10 +146,10 @@ fn confirm(prompt: &str) -> Result<bool> {
 pub fn logout(config: &Config) -> Result<Code> {
     let store = Store::open(&config.state_dir)?;
     if store.delete_refresh_token()? {
-        eprintln!("deleted the stored refresh token; the next run needs a new seed (TEAMS_CONNECTOR_REFRESH_TOKEN)");
+        eprintln!("deleted the stored refresh token; the next run needs `teams-connector login` or a new seed (TEAMS_CONNECTOR_REFRESH_TOKEN)");
     } else {
         eprintln!("no refresh token was stored");
     }
-    eprintln!("to revoke the connector's consent itself: Entra ID → Enterprise applications → the app → Permissions, or revoke the technical user's sessions");
+    eprintln!("the token itself stays valid until it expires: to revoke it, an Entra ID admin revokes the technical user's sessions (Users → the user → Revoke sessions); to withdraw the connector's consent: Entra ID → Enterprise applications → the app → Permissions");
     Ok(Code::Ok)
 }

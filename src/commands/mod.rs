@@ -3,6 +3,7 @@
 
 mod admin;
 mod demo;
+mod login;
 
 use std::path::Path;
 
@@ -26,10 +27,7 @@ pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
         Command::Emulator(args) => demo::emulator(args, shutdown).await,
         Command::Demo => demo::demo(shutdown).await,
         Command::Backfill(args) => backfill(&cli.config, &args, shutdown).await,
-        Command::Login => Err(not_in_this_version(
-            "login",
-            "seed the refresh token with TEAMS_CONNECTOR_REFRESH_TOKEN(_FILE) instead",
-        )),
+        Command::Login => login::login(&Config::load(&cli.config)?, shutdown).await,
         Command::Doctor => Err(not_in_this_version(
             "doctor",
             "use `config check` and a `run --dry-run`",

@@ -1,6 +1,10 @@
-//! Graph directory and discovery routes (`/me`, `/users`, `/me/joinedTeams`, `/teams/{id}`,
-//! `/teams/{id}/channels`), the bearer-token check in front of every `/v1.0` route, and the
-//! helpers shared with the message routes (query options, errors, lookups).
+//! Graph directory and discovery routes (`/me`, `/users`, `/me/joinedTeams`, `/teams`,
+//! `/teams/{id}`, `/teams/{id}/channels`), the bearer-token check in front of every `/v1.0`
+//! route, and the helpers shared with the message routes (query options, errors, lookups).
+//!
+//! An app-only token (client credentials) reads every team of the tenant, member or not;
+//! the token check tells the handlers through the task-local [`APP_ONLY`], so the lookups
+//! shared by every route need no extra argument.
 
 // Errors here are finished HTTP responses handed straight back to axum; boxing them would
 // only add noise to every handler.
@@ -131,10 +135,20 @@ fn team_not_found(id: &str) -> Response {
         .into_response()
 }
 
-/// A team the technical user may read, or the error Graph gives.
+tokio::task_local! {
+    /// Whether the request being handled carries an app-only token.
+    static APP_ONLY: bool;
+}
+
+fn app_only() -> bool {
+    APP_ONLY.try_with(|a| *a).unwrap_or(false)
+}
+
+/// A team the caller may read (the technical user's, or any with an app-only token), or
+/// the error Graph gives.
 pub(crate) fn find_team<'a>(t: &'a Tenant, id: &str) -> Result<&'a Team, Response> {
     match t.team_by_id(id) {
-        Some(team) if team.member => Ok(team),
+        Some(team) if team.member || app_only() => Ok(team),
         // Not a member: Teams answers a bare 403 UnknownError (error-403-unknown-error-channel-messages.json).
         Some(_) => Err(graph_error(StatusCode::FORBIDDEN, "UnknownError", "")),
         None => Err(team_not_found(id)),
@@ -172,22 +186,31 @@ pub(crate) async fn require_token(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    let (verdict, throttled) = {
+    let (verdict, throttled, app) = {
         let mut w = app.lock();
+        if let Some(left) = w.revoke_after.as_mut() {
+            if *left == 0 {
+                w.auth.revoke_access();
+                w.revoke_after = None;
+            } else {
+                *left -= 1;
+            }
+        }
         let verdict = w.auth.check(presented);
+        let app_only = w.auth.is_app_only(presented);
         if verdict != Access::Valid {
             w.stats.unauthorized += 1;
         }
         let throttled = (verdict == Access::Valid)
             .then(|| w.take_throttle())
             .flatten();
-        (verdict, throttled)
+        (verdict, throttled, app_only)
     };
     if let Some(t) = throttled {
         return throttled_response(&t);
     }
     let message = match verdict {
-        Access::Valid => return next.run(req).await,
+        Access::Valid => return APP_ONLY.scope(app, next.run(req)).await,
         Access::Expired => "Access token has expired or is not yet valid.",
         Access::Unknown => "IDX14100: JWT is not well formed, there are no dots (.).",
         Access::Missing => "Access token is empty.",
@@ -298,10 +321,45 @@ pub(crate) async fn joined_teams(State(app): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+/// `GET /teams`: every team of the tenant (`teams-list-all.json`), paged with `$skiptoken`.
+pub(crate) async fn all_teams(State(app): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q);
+    let top = match p.top(app.teams_page(), 999) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let offset = match p.get("$skiptoken").map(|t| app.links.decode(t)) {
+        None => 0,
+        Some(Some(Link::Teams { offset })) => offset,
+        Some(_) => return bad_request("Invalid skip token."),
+    };
+    let w = app.lock();
+    let t = &w.tenant;
+    let value: Vec<Value> = t
+        .teams
+        .iter()
+        .skip(offset)
+        .take(top)
+        .map(|tm| render::team_entity(t, tm))
+        .collect();
+    let mut body =
+        json!({"@odata.context": format!("{}/v1.0/$metadata#teams", app.base), "value": value});
+    if offset + top < t.teams.len() {
+        let token = app.links.encode(&Link::Teams {
+            offset: offset + top,
+        });
+        body["@odata.nextLink"] = json!(format!(
+            "{}/v1.0/teams?$top={top}&$skiptoken={token}",
+            app.base
+        ));
+    }
+    Json(body).into_response()
+}
+
 pub(crate) async fn team(State(app): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let w = app.lock();
     let team = match w.tenant.team_by_id(&id) {
-        Some(team) if team.member => team,
+        Some(team) if team.member || app_only() => team,
         _ => return team_not_found(&id),
     };
     let mut v = render::team_entity(&w.tenant, team);

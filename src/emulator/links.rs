@@ -54,6 +54,8 @@ pub(crate) enum Link {
     },
     /// `$skiptoken` of the user list.
     Users { offset: usize },
+    /// `$skiptoken` of the tenant-wide team list.
+    Teams { offset: usize },
 }
 
 /// Mints and checks tokens for one tenant.
@@ -104,6 +106,7 @@ impl Tokens {
                 top,
             } => format!("P|{channel}|{root}|{before}|{top}"),
             Link::Users { offset } => format!("U|{offset}"),
+            Link::Teams { offset } => format!("T|{offset}"),
         };
         let mut out = hex(payload.as_bytes());
         out.push_str(&self.check(&payload));
@@ -174,6 +177,9 @@ fn parse(payload: &str) -> Option<Link> {
             top: f[4].parse().ok()?,
         },
         ("U", 2) => Link::Users {
+            offset: f[1].parse().ok()?,
+        },
+        ("T", 2) => Link::Teams {
             offset: f[1].parse().ok()?,
         },
         _ => return None,

@@ -5,7 +5,8 @@
 //! Map of the module:
 //! - [`tenant`]/[`directory`]/[`content`]/[`body`]/[`parts`]: the deterministic tenant (users, teams,
 //!   channels, messages) and its ground truth; [`mutate`]: changes between crawls.
-//! - [`identity`]: the token endpoint and the issued-token store.
+//! - [`identity`]: the token endpoint and the issued-token store; [`device`]: the device-code
+//!   flow (`/devicecode` and its polling grant).
 //! - [`graph`]/[`delta`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
 //! - [`server`]: serving, shutdown, the route table and request counting; [`sink`]: the
 //!   ingest sink; [`foreground`]: the CLI's `emulator` command.
@@ -16,6 +17,7 @@
 mod body;
 mod content;
 mod delta;
+mod device;
 mod directory;
 mod faults;
 mod foreground;
@@ -41,8 +43,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use device::{DeviceLogin, DeviceOutcome};
 pub use faults::Fault;
 pub use foreground::run_foreground;
+pub use identity::TokenFailure;
 pub use sink::{ReceivedBatch, Sink};
 pub use truth::{Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
 
@@ -89,6 +93,11 @@ pub struct EmulatorOptions {
     pub strict_rotation: bool,
     /// Adding, editing or deleting a reply makes its root show up again in delta.
     pub reply_bumps_root: bool,
+    /// A confidential client: every grant must carry the app's `client_secret`
+    /// ([`Emulator::client_secret`]), as when "Allow public client flows" is off.
+    pub client_secret_required: bool,
+    /// Added to every Graph request (not the identity endpoints), so a run spans time.
+    pub latency: Duration,
 }
 
 impl Default for EmulatorOptions {
@@ -97,6 +106,8 @@ impl Default for EmulatorOptions {
             access_token_lifetime: Duration::from_secs(3600),
             strict_rotation: true,
             reply_bumps_root: true,
+            client_secret_required: false,
+            latency: Duration::ZERO,
         }
     }
 }
@@ -106,10 +117,20 @@ impl Default for EmulatorOptions {
 pub struct EmulatorStats {
     /// All HTTP requests.
     pub requests: u64,
-    /// Per route: "token", "users", "joinedTeams", "team", "channels", "delta", "messages", "replies", "me".
+    /// Per route: "token", "devicecode", "users", "joinedTeams", "teams", "team", "channels",
+    /// "delta", "messages", "replies", "me".
     pub by_route: BTreeMap<String, u64>,
+    /// Successful grants of any kind.
     pub token_grants: u64,
+    /// Successful grants by `grant_type` ("refresh_token", "password", "client_credentials",
+    /// "device_code").
+    pub grants_by_type: BTreeMap<String, u64>,
     pub spent_refresh_token_reuse: u64,
+    /// Token requests answered with an injected failure (see [`Emulator::fail_token_requests`]).
+    pub token_failures: u64,
+    /// Device-code polls, and those that came sooner than the interval asked for.
+    pub device_polls: u64,
+    pub device_polls_too_fast: u64,
     /// 401s answered.
     pub unauthorized: u64,
     /// Graph requests answered with an injected 429/5xx (see [`Emulator::throttle_next`]).
@@ -125,6 +146,12 @@ pub(crate) struct World {
     pub throttle: Option<graph::Throttle>,
     /// Injected bad answers (see [`Emulator::inject`]).
     pub faults: Vec<faults::Pending>,
+    /// Injected token-endpoint failures still to answer.
+    pub token_failures: Option<(usize, TokenFailure)>,
+    /// How the next device-code sign-ins go.
+    pub device_login: DeviceLogin,
+    /// Authenticated Graph requests left before every access token issued so far is revoked.
+    pub revoke_after: Option<u64>,
 }
 
 impl World {
@@ -150,6 +177,8 @@ pub(crate) struct Shared {
     inline_replies: AtomicUsize,
     /// Added to every Graph and token request, in microseconds (tests of slow tenants).
     latency_us: std::sync::atomic::AtomicU64,
+    /// Page size of `GET /teams` when the request gives no `$top`.
+    teams_page: AtomicUsize,
 }
 
 impl Shared {
@@ -165,6 +194,10 @@ impl Shared {
 
     pub(crate) fn inline_replies(&self) -> usize {
         self.inline_replies.load(Ordering::Relaxed).max(1)
+    }
+
+    pub(crate) fn teams_page(&self) -> usize {
+        self.teams_page.load(Ordering::Relaxed).max(1)
     }
 }
 
@@ -194,12 +227,16 @@ impl Emulator {
                 stats: EmulatorStats::default(),
                 throttle: None,
                 faults: Vec::new(),
+                token_failures: None,
+                device_login: DeviceLogin::default(),
+                revoke_after: None,
             }),
             base: format!("http://{local}"),
+            latency_us: std::sync::atomic::AtomicU64::new(opts.latency.as_micros() as u64),
             opts,
             links: links::Tokens::new(spec.seed),
             inline_replies: AtomicUsize::new(1000),
-            latency_us: std::sync::atomic::AtomicU64::new(0),
+            teams_page: AtomicUsize::new(100),
         });
         let guard = server::serve(listener, server::router(shared.clone()));
         Ok(Emulator {
@@ -228,6 +265,22 @@ impl Emulator {
 
     pub fn initial_refresh_token(&self) -> String {
         self.shared.lock().auth.seed_refresh.clone()
+    }
+
+    /// The app registration's client secret (sent by confidential clients and app-only sign-in).
+    pub fn client_secret(&self) -> String {
+        self.shared.lock().auth.client_secret.clone()
+    }
+
+    /// The technical user's password, for the password (ROPC) grant.
+    pub fn technical_user_password(&self) -> String {
+        self.shared.lock().auth.password.clone()
+    }
+
+    /// The technical user's UPN (the `username` of the password grant).
+    pub fn technical_user_upn(&self) -> String {
+        let w = self.shared.lock();
+        w.tenant.people.users[w.tenant.technical].upn.clone()
     }
 
     /// The technical user's mail (the account the connector signs in as).
@@ -319,6 +372,32 @@ impl Emulator {
     /// supported" (`error-400-delta-token-not-supported.json`).
     pub fn expire_delta_tokens(&self) {
         self.shared.links.expire();
+    }
+
+    /// Answers the next `n` token requests (any grant) with `failure` instead of a token.
+    pub fn fail_token_requests(&self, n: usize, failure: TokenFailure) {
+        self.shared.lock().token_failures = Some((n, failure));
+    }
+
+    /// How the next device-code sign-ins behave (pending polls, `slow_down`, the outcome).
+    pub fn set_device_login(&self, login: DeviceLogin) {
+        self.shared.lock().device_login = login;
+    }
+
+    /// After `n` more authenticated Graph requests, every access token issued so far stops
+    /// working (401), as when an admin revokes the user's sessions; new grants work.
+    pub fn revoke_access_tokens_after(&self, n: u64) {
+        self.shared.lock().revoke_after = Some(n);
+    }
+
+    /// While set, Graph answers 401 to every access token, even a fresh one.
+    pub fn reject_all_access_tokens(&self, reject: bool) {
+        self.shared.lock().auth.reject_all = reject;
+    }
+
+    /// Page size of `GET /v1.0/teams` without `$top` (default 100), to exercise paging.
+    pub fn set_teams_page_size(&self, n: usize) {
+        self.shared.teams_page.store(n.max(1), Ordering::Relaxed);
     }
 
     pub fn shutdown(&self) {

@@ -44,6 +44,11 @@ impl Endpoints {
         self.url("me", &[])
     }
 
+    /// Every team of the tenant, for app-only tokens (which have no `/me`).
+    pub fn all_teams(&self) -> String {
+        self.url("teams", &[])
+    }
+
     pub fn joined_teams(&self) -> String {
         self.url("me/joinedTeams", &[])
     }

@@ -8,8 +8,12 @@
 //!
 //! One writer per state dir: [`Store::open`] takes an exclusive lock on `state.dir/lock`
 //! (`File::try_lock`) and a second process gets exit 75 at once, naming the lock file.
+//!
+//! With `TEAMS_CONNECTOR_STATE_KEY` the refresh token is stored sealed ([`sealed`]); a
+//! token that does not open is exit 77 with the reason, never a silent new sign-in.
 
 mod lock;
+mod sealed;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +24,9 @@ use crate::exit::{Fatal, Result};
 use crate::secret::Secret;
 
 pub use lock::Lock;
+pub use sealed::StateKey;
+
+use sealed::{OpenError, Sealed};
 
 const TOKEN_KEY: &str = "auth/refresh_token";
 const LAST_RUN_KEY: &str = "run/last";
@@ -71,10 +78,13 @@ pub struct PageAck {
     pub digest: String,
 }
 
-/// The stored refresh token and where its chain started.
+/// The stored refresh token (plain or sealed) and where its chain started.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TokenRecord {
-    token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<Sealed>,
     /// Fingerprint of the seed (`TEAMS_CONNECTOR_REFRESH_TOKEN`) the chain grew from, so a
     /// new seed from the admin replaces the chain while the same old seed does not.
     seed: Option<String>,
@@ -82,6 +92,14 @@ struct TokenRecord {
 }
 
 /// What the store knows about the refresh token, without the token itself.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub seed: Option<String>,
+    pub rotated_at: DateTime<Utc>,
+    pub encrypted: bool,
+}
+
+/// The stored refresh token, opened.
 #[derive(Debug, Clone)]
 pub struct StoredToken {
     pub token: Secret,
@@ -188,20 +206,55 @@ impl Store {
         Ok(removed)
     }
 
-    pub fn refresh_token(&self) -> Result<Option<StoredToken>> {
+    /// Whether a refresh token is stored, and its metadata; needs no key.
+    pub fn token_info(&self) -> Result<Option<TokenInfo>> {
         let rec: Option<TokenRecord> = self.get(TOKEN_KEY)?;
-        Ok(rec.map(|r| StoredToken {
-            token: Secret::new(r.token),
+        Ok(rec.map(|r| TokenInfo {
+            encrypted: r.sealed.is_some(),
             seed: r.seed,
             rotated_at: r.rotated_at,
         }))
     }
 
-    /// Stores and flushes a rotated refresh token. Called before the access token that came
-    /// with it is used, so a crash never leaves only a spent token on disk.
-    pub fn set_refresh_token(&self, token: &Secret, seed: Option<&str>) -> Result<()> {
+    /// The stored refresh token, opened with `key` when it is sealed. A sealed token without
+    /// a key, or with another key, is exit 77 naming what to set.
+    pub fn refresh_token(&self, key: Option<&StateKey>) -> Result<Option<StoredToken>> {
+        let Some(rec) = self.get::<TokenRecord>(TOKEN_KEY)? else {
+            return Ok(None);
+        };
+        let token = match (&rec.sealed, &rec.token, key) {
+            (Some(sealed), _, Some(key)) => key
+                .open(sealed, TOKEN_KEY.as_bytes())
+                .map_err(|e| cannot_open(e, &sealed.key_id, key))?,
+            (Some(_), _, None) => return Err(Fatal::auth(
+                "the stored refresh token is encrypted but TEAMS_CONNECTOR_STATE_KEY(_FILE) is not set; set the key it was stored with, or run `teams-connector login` to replace it",
+            )),
+            (None, Some(plain), _) => Secret::new(plain.clone()),
+            (None, None, _) => return Ok(None),
+        };
+        Ok(Some(StoredToken {
+            token,
+            seed: rec.seed,
+            rotated_at: rec.rotated_at,
+        }))
+    }
+
+    /// Stores and flushes a rotated refresh token, sealed when `key` is given. Called before
+    /// the access token that came with it is used, so a crash never leaves only a spent
+    /// token on disk.
+    pub fn set_refresh_token(
+        &self,
+        token: &Secret,
+        seed: Option<&str>,
+        key: Option<&StateKey>,
+    ) -> Result<()> {
+        let (plain, sealed) = match key {
+            Some(k) => (None, Some(k.seal(token.expose(), TOKEN_KEY.as_bytes()))),
+            None => (Some(token.expose().to_string()), None),
+        };
         let rec = TokenRecord {
-            token: token.expose().to_string(),
+            token: plain,
+            sealed,
             seed: seed.map(str::to_string),
             rotated_at: Utc::now(),
         };
@@ -252,6 +305,18 @@ impl Store {
             "the state store in {} failed: {e}; check that the disk is writable and not full",
             self.dir.display()
         ))
+    }
+}
+
+fn cannot_open(e: OpenError, stored_id: &str, key: &StateKey) -> Fatal {
+    match e {
+        OpenError::WrongKey => Fatal::auth(format!(
+            "TEAMS_CONNECTOR_STATE_KEY is not the key the stored refresh token was encrypted with (stored under key id {stored_id}, this key is {}); set the original key, or run `teams-connector login` to store a new token under this one",
+            key.id()
+        )),
+        OpenError::Damaged => Fatal::auth(
+            "the stored refresh token does not decrypt with TEAMS_CONNECTOR_STATE_KEY: the record is damaged or was altered; run `teams-connector login` to store a new one",
+        ),
     }
 }
 

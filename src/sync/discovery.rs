@@ -21,6 +21,8 @@ pub struct TeamFilter {
     pub only: Vec<String>,
     pub exclude: Vec<String>,
     pub shard: Option<Shard>,
+    /// App-only sign-in has no `/me`: list every team of the tenant (`GET /teams`).
+    pub tenant_wide: bool,
 }
 
 /// `--shard I/N`: this process covers the teams whose stable hash is I modulo N.
@@ -83,7 +85,13 @@ pub async fn directory(graph: &Graph) -> Result<Directory, GraphError> {
 /// The joined teams this run covers by id, name and shard. Visibility is checked later,
 /// with the channel lookups.
 pub async fn teams(graph: &Graph, filter: &TeamFilter) -> Result<Vec<Team>, GraphError> {
-    let joined: Vec<Team> = collect(graph, graph.endpoints.joined_teams(), Scope::Team).await?;
+    // App-only tokens have no `/me`: teams are then listed tenant-wide (issue 3).
+    let list = if filter.tenant_wide {
+        graph.endpoints.all_teams()
+    } else {
+        graph.endpoints.joined_teams()
+    };
+    let joined: Vec<Team> = collect(graph, list, Scope::Team).await?;
     let matches = |t: &Team, list: &[String]| {
         list.iter().any(|x| {
             x.eq_ignore_ascii_case(&t.id)

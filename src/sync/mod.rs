@@ -159,6 +159,7 @@ pub async fn run(
         },
         exclude: config.crawl.exclude_teams.clone(),
         shard: opts.shard,
+        tenant_wide: config.flow == crate::config::Flow::ClientCredentials,
     };
     let (ready_tx, directory_ready) = watch::channel(false);
     let crawl = Arc::new(Crawl {

@@ -173,6 +173,21 @@ impl Harness {
         bin(&full, &self.env).await
     }
 
+    /// The binary with the generated config, JSON logs and the harness environment, not yet
+    /// started (for tests that must signal or kill it).
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        self.write_config();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"));
+        cmd.arg("--config")
+            .arg(self.config_path())
+            .args(["--log-format", "json"])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&self.env);
+        cmd
+    }
+
     /// Ground truth of what a first full run must forward: eligible messages of the
     /// teams this config covers.
     pub fn expected(&self, include_private_teams: bool) -> BTreeMap<String, TruthMessage> {

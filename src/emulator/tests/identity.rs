@@ -61,7 +61,7 @@ async fn refresh_tokens_rotate_and_spent_ones_are_rejected() {
     );
     let grant_type = http
         .post(&token_url)
-        .form(&[("grant_type", "password"), ("client_id", &emu.client_id())])
+        .form(&[("grant_type", "implicit"), ("client_id", &emu.client_id())])
         .send()
         .await
         .unwrap();
