@@ -63,7 +63,8 @@ fn instructions(emulator: &Emulator, sink: &Sink, spec: &TenantSpec, ingest_toke
          [ingest]\n\
          url = \"{sink}\"\n\
          \n\
-         # environment\n\
+         # environment (or skip the refresh token and run `teams-connector login`:\n\
+         # the emulator approves a device code after two polls)\n\
          export TEAMS_CONNECTOR_REFRESH_TOKEN='{refresh}'\n\
          export TEAMS_CONNECTOR_INGEST_TOKEN='{ingest_token}'\n",
         tenant = emulator.tenant_id(),
