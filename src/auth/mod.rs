@@ -40,6 +40,8 @@ pub struct TokenSource {
     seed: Option<Secret>,
     store: Arc<Store>,
     cache: Mutex<Option<Cached>>,
+    /// The `scope` field of the last token response (for `doctor`).
+    granted: std::sync::Mutex<Option<String>>,
 }
 
 impl TokenSource {
@@ -78,6 +80,7 @@ impl TokenSource {
             seed: config.secrets.refresh_token.clone(),
             store,
             cache: Mutex::new(None),
+            granted: std::sync::Mutex::new(None),
         })
     }
 
@@ -90,6 +93,7 @@ impl TokenSource {
             }
         }
         let response = self.acquire().await?;
+        self.remember_scope(&response);
         let lifetime = Duration::from_secs(response.expires_in.unwrap_or(3599));
         let token = Secret::new(response.access_token);
         *cache = Some(Cached {
@@ -150,6 +154,21 @@ impl TokenSource {
                 .set_refresh_token(&Secret::new(rt.clone()), seed_fp)?;
         }
         Ok(())
+    }
+}
+
+/// What the identity platform says the access token carries; `doctor` compares it with what
+/// the crawl needs.
+impl TokenSource {
+    /// The space-separated `scope` of the last token response, if it had one.
+    pub fn granted_scopes(&self) -> Option<String> {
+        self.granted.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn remember_scope(&self, response: &TokenResponse) {
+        if let Ok(mut g) = self.granted.lock() {
+            g.clone_from(&response.scope);
+        }
     }
 }
 

@@ -157,6 +157,7 @@ fn refresh_grant(
         .map(|s| s.split(' ').filter(|p| !matches!(*p, "offline_access" | "openid" | "profile" | "")).collect::<Vec<_>>().join(" "))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "https://graph.microsoft.com/User.Read.All https://graph.microsoft.com/ChannelMessage.Read.All".to_owned());
+    let scope = w.granted_scopes.clone().unwrap_or(scope);
     let access = w.auth.mint_access(lifetime);
     let refresh = w.auth.mint_refresh();
     let id_token = w.auth.mint_id_token();

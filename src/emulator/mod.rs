@@ -125,6 +125,8 @@ pub(crate) struct World {
     pub throttle: Option<graph::Throttle>,
     /// Injected bad answers (see [`Emulator::inject`]).
     pub faults: Vec<faults::Pending>,
+    /// Set by [`Emulator::grant_only_scopes`]: the token response's `scope`, whatever was asked.
+    pub granted_scopes: Option<String>,
 }
 
 impl World {
@@ -194,6 +196,7 @@ impl Emulator {
                 stats: EmulatorStats::default(),
                 throttle: None,
                 faults: Vec::new(),
+                granted_scopes: None,
             }),
             base: format!("http://{local}"),
             opts,
@@ -319,6 +322,12 @@ impl Emulator {
     /// supported" (`error-400-delta-token-not-supported.json`).
     pub fn expire_delta_tokens(&self) {
         self.shared.links.expire();
+    }
+
+    /// From now on token responses say they carry exactly `scopes` (as when an admin
+    /// consented to fewer permissions than the app asks for); `None` echoes the request again.
+    pub fn grant_only_scopes(&self, scopes: Option<&[&str]>) {
+        self.shared.lock().granted_scopes = scopes.map(|s| s.join(" "));
     }
 
     pub fn shutdown(&self) {
