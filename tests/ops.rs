@@ -9,6 +9,8 @@ use teams_connector::state::Store;
 
 use crate::util::Harness;
 
+mod deploy;
+
 fn spec() -> TenantSpec {
     TenantSpec {
         seed: 11,
