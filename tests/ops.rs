@@ -364,7 +364,11 @@ async fn status_json_lists_the_failures_of_the_last_run() {
     assert_eq!(run.code, 3, "{}", run.stderr);
     let status = h.run(&["status", "--json"]).await;
     let v: Value = serde_json::from_str(&status.stdout).unwrap();
-    assert_eq!(v["last_run_exit_code"], 3);
+    assert_eq!(
+        v["last_run_exit_code"], 3,
+        "{}\n{}",
+        status.stdout, status.stderr
+    );
     assert!(v["last_success_at"].is_null());
     let failures = v["failures"].as_array().unwrap();
     assert!(!failures.is_empty());

@@ -56,6 +56,9 @@ struct ChannelView {
     /// The stored `@odata.deltaLink` the next run follows; null: the next run starts from
     /// `last_sync` or `crawl.initial_lookback`.
     delta_link: Option<String>,
+    /// Pending work: the `@odata.nextLink` of an unfinished round, where the next run
+    /// resumes; null when no round is unfinished.
+    in_progress: Option<String>,
     failed_in_last_run: bool,
 }
 
@@ -90,6 +93,7 @@ pub fn status(config: &Config, json: bool) -> Result<Code> {
                 synced_at: time(cursor.synced_at),
                 last_sync: time(cursor.last_sync),
                 delta_link: cursor.delta_link,
+                in_progress: cursor.in_progress,
             })
             .collect(),
         last_run_exit_code: last_run.as_ref().map(|r| r.exit_code),
@@ -120,7 +124,15 @@ pub fn status(config: &Config, json: bool) -> Result<Code> {
         } else {
             ""
         };
-        println!("  {} / {}: last sync {last}{failed}", c.team, c.channel);
+        let pending = if c.in_progress.is_some() {
+            ", a round in progress"
+        } else {
+            ""
+        };
+        println!(
+            "  {} / {}: last sync {last}{pending}{failed}",
+            c.team, c.channel
+        );
     }
     match &view.last_run {
         Some(r) => println!(
