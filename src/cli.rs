@@ -26,7 +26,7 @@ pub struct Cli {
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Only warnings, errors and the run summary.
+    /// Only errors and the run summary (for cron).
     #[arg(short, long, global = true)]
     pub quiet: bool,
     #[command(subcommand)]
@@ -51,7 +51,7 @@ pub enum Command {
     Logout,
     /// Per-channel sync state, token and last run.
     Status {
-        /// Machine-readable output.
+        /// Machine-readable output (fields in README, "status --json").
         #[arg(long)]
         json: bool,
     },
@@ -62,7 +62,7 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Online checks (not in this version).
+    /// Online checks: config, state dir, token, scopes, Graph, ingest; says what to fix.
     Doctor,
     /// Serve a generated tenant (Graph + identity) and an ingest sink in the foreground.
     Emulator(EmulatorArgs),
@@ -90,7 +90,7 @@ pub struct RunArgs {
     /// Stop starting new pages after this long (e.g. 45m), keep progress, exit 75.
     #[arg(long, value_name = "DURATION")]
     pub max_duration: Option<String>,
-    /// Also write a Prometheus textfile here (not in this version).
+    /// Also write a Prometheus textfile here at the end of the run (atomic rename).
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
 }

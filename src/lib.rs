@@ -15,8 +15,9 @@
 //! Around it: `config` (file + env → validated config), `cli` and `commands` (one
 //! function per command), `exit` (the exit-code table), `http` (the one client, retry
 //! decisions, rate limits), `shutdown` (signals, cancel-aware sleep), `telemetry` (logs),
-//! `secret` (values that never print) and `emulator` (Graph emulator and ingest sink for
-//! `demo`, `emulator` and the tests).
+//! `secret` (values that never print), `metrics` (the `--metrics-file` textfile),
+//! `progress` (periodic progress lines during a crawl) and `emulator` (Graph emulator and
+//! ingest sink for `demo`, `emulator` and the tests).
 
 pub mod auth;
 pub mod cli;
@@ -27,6 +28,8 @@ pub mod exit;
 pub mod graph;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
+pub mod progress;
 pub mod secret;
 pub mod shutdown;
 pub mod state;

@@ -9,7 +9,8 @@ use crate::cli::LogFormat;
 
 pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
-        (true, _) => "warn,run_summary=info",
+        // `--quiet` is for cron, which mails whatever is printed: errors and the summary.
+        (true, _) => "error,run_summary=info",
         (false, 0) => "info",
         (false, 1) => "debug",
         (false, _) => "trace",

@@ -50,6 +50,8 @@ pub struct TokenSource {
     /// Seals the stored refresh token (`TEAMS_CONNECTOR_STATE_KEY`).
     key: Option<StateKey>,
     cache: Mutex<Option<Cached>>,
+    /// The `scope` field of the last token response (for `doctor`).
+    granted: std::sync::Mutex<Option<String>>,
 }
 
 impl TokenSource {
@@ -90,6 +92,7 @@ impl TokenSource {
             store,
             key: state_key(config),
             cache: Mutex::new(None),
+            granted: std::sync::Mutex::new(None),
         })
     }
 
@@ -102,6 +105,7 @@ impl TokenSource {
             }
         }
         let response = self.acquire().await?;
+        self.remember_scope(&response);
         let lifetime = Duration::from_secs(response.expires_in.unwrap_or(3599));
         let token = Secret::new(response.access_token);
         *cache = Some(Cached {
@@ -192,6 +196,21 @@ fn endpoint(
 /// The key that seals the stored refresh token, when `TEAMS_CONNECTOR_STATE_KEY` is set.
 pub fn state_key(config: &Config) -> Option<StateKey> {
     config.secrets.state_key.as_ref().map(StateKey::derive)
+}
+
+/// What the identity platform says the access token carries; `doctor` compares it with what
+/// the crawl needs.
+impl TokenSource {
+    /// The space-separated `scope` of the last token response, if it had one.
+    pub fn granted_scopes(&self) -> Option<String> {
+        self.granted.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn remember_scope(&self, response: &TokenResponse) {
+        if let Ok(mut g) = self.granted.lock() {
+            g.clone_from(&response.scope);
+        }
+    }
 }
 
 /// `{login}/{tenant}/oauth2/v2.0/token`.

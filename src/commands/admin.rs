@@ -3,13 +3,15 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::ResetArgs;
 use crate::config::{flow_name, Config};
 use crate::exit::{Code, Fatal, Result};
-use crate::state::{ChannelCursor, Store};
-use crate::sync::Summary;
+use crate::metrics::LAST_SUCCESS;
+use crate::state::Store;
+use crate::sync::{graph_time, Failure, Summary};
 
 pub fn config_check(path: &Path) -> Result<Code> {
     let config = Config::load(path)?;
@@ -25,45 +27,81 @@ pub fn config_check(path: &Path) -> Result<Code> {
     Ok(Code::Ok)
 }
 
+/// `status --json`: documented in README ("status --json"); fields are only ever added.
 #[derive(Serialize)]
 struct StatusView {
+    /// Bumped if a field changes meaning or goes away.
+    schema: u32,
     state_dir: String,
     flow: &'static str,
     refresh_token_stored: bool,
     refresh_token_rotated_at: Option<String>,
     /// Sealed with `TEAMS_CONNECTOR_STATE_KEY`.
     refresh_token_encrypted: bool,
+    /// End of the last run that exited 0 (dry runs do not count).
+    last_success_at: Option<String>,
     channels: Vec<ChannelView>,
     last_run: Option<Summary>,
+    last_run_exit_code: Option<i32>,
+    /// The teams and channels that failed in the last run (also in `last_run`).
+    failures: Vec<Failure>,
 }
 
 #[derive(Serialize)]
 struct ChannelView {
     team: String,
     channel: String,
-    #[serde(flatten)]
-    cursor: ChannelCursor,
+    /// When (our clock) the channel last completed a round.
+    synced_at: Option<String>,
+    /// Newest `lastModifiedDateTime` handled: an expired cursor restarts from here.
+    last_sync: Option<String>,
+    /// The stored `@odata.deltaLink` the next run follows; null: the next run starts from
+    /// `last_sync` or `crawl.initial_lookback`.
+    delta_link: Option<String>,
+    /// Pending work: the `@odata.nextLink` of an unfinished round, where the next run
+    /// resumes; null when no round is unfinished.
+    in_progress: Option<String>,
+    failed_in_last_run: bool,
 }
 
 pub fn status(config: &Config, json: bool) -> Result<Code> {
     let store = Store::open(&config.state_dir)?;
     let token = store.token_info()?;
+    let last_run: Option<Summary> = store.last_run()?;
+    let failures = last_run
+        .as_ref()
+        .map(|r| r.failures.clone())
+        .unwrap_or_default();
+    let failed = |team: &str, channel: &str| {
+        failures
+            .iter()
+            .any(|f| f.team == team && f.channel.as_deref().is_none_or(|c| c == channel))
+    };
+    let time = |t: Option<DateTime<Utc>>| t.map(graph_time);
     let view = StatusView {
+        schema: 1,
         state_dir: config.state_dir.display().to_string(),
         flow: flow_name(config.flow),
         refresh_token_stored: token.is_some(),
         refresh_token_encrypted: token.as_ref().is_some_and(|t| t.encrypted),
-        refresh_token_rotated_at: token.map(|t| t.rotated_at.to_rfc3339()),
+        refresh_token_rotated_at: token.map(|t| graph_time(t.rotated_at)),
+        last_success_at: time(store.meta(LAST_SUCCESS)?),
         channels: store
             .channels()?
             .into_iter()
             .map(|(team, channel, cursor)| ChannelView {
+                failed_in_last_run: failed(&team, &channel),
                 team,
                 channel,
-                cursor,
+                synced_at: time(cursor.synced_at),
+                last_sync: time(cursor.last_sync),
+                delta_link: cursor.delta_link,
+                in_progress: cursor.in_progress,
             })
             .collect(),
-        last_run: store.last_run()?,
+        last_run_exit_code: last_run.as_ref().map(|r| r.exit_code),
+        last_run,
+        failures,
     };
     if json {
         let text =
@@ -82,14 +120,27 @@ pub fn status(config: &Config, json: bool) -> Result<Code> {
             "refresh token: none stored (run `teams-connector login`, or seed TEAMS_CONNECTOR_REFRESH_TOKEN)"
         ),
     }
+    match &view.last_success_at {
+        Some(at) => println!("last successful run: {at}"),
+        None => println!("last successful run: none recorded"),
+    }
     println!("channels with a cursor: {}", view.channels.len());
     for c in &view.channels {
-        let last = c
-            .cursor
-            .synced_at
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_else(|| "never".into());
-        println!("  {} / {}: last sync {last}", c.team, c.channel);
+        let last = c.synced_at.clone().unwrap_or_else(|| "never".into());
+        let failed = if c.failed_in_last_run {
+            " (failed in the last run)"
+        } else {
+            ""
+        };
+        let pending = if c.in_progress.is_some() {
+            ", a round in progress"
+        } else {
+            ""
+        };
+        println!(
+            "  {} / {}: last sync {last}{pending}{failed}",
+            c.team, c.channel
+        );
     }
     match &view.last_run {
         Some(r) => println!(

@@ -3,17 +3,21 @@
 
 mod admin;
 mod demo;
+mod doctor;
 mod login;
 
 use std::path::Path;
+use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::cli::{BackfillArgs, Cli, Command, ConfigCommand, RunArgs};
 use crate::config::{parse_duration, Config};
 use crate::exit::{Code, Fatal, Result};
+use crate::metrics;
 use crate::shutdown::Shutdown;
-use crate::sync::{self, Range, RunOptions, Shard};
+use crate::state::Store;
+use crate::sync::{self, graph_time, Range, RunOptions, Shard, Summary};
 
 pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
     match cli.command {
@@ -28,26 +32,11 @@ pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
         Command::Demo => demo::demo(shutdown).await,
         Command::Backfill(args) => backfill(&cli.config, &args, shutdown).await,
         Command::Login => login::login(&Config::load(&cli.config)?, shutdown).await,
-        Command::Doctor => Err(not_in_this_version(
-            "doctor",
-            "use `config check` and a `run --dry-run`",
-        )),
+        Command::Doctor => doctor::doctor(&cli.config, shutdown).await,
     }
-}
-
-fn not_in_this_version(command: &str, instead: &str) -> Fatal {
-    Fatal::usage(format!(
-        "`{command}` is not available in this version of teams-connector; {instead} (README, \"Not yet available\")"
-    ))
 }
 
 pub fn run_options(args: &RunArgs) -> Result<RunOptions> {
-    if args.metrics_file.is_some() {
-        return Err(not_in_this_version(
-            "--metrics-file",
-            "read the run_summary log event",
-        ));
-    }
     Ok(RunOptions {
         dry_run: args.dry_run,
         teams: args.teams.clone(),
@@ -97,20 +86,68 @@ async fn backfill(config_path: &Path, args: &BackfillArgs, shutdown: Shutdown) -
     let mut opts = run_options(&args.run)?;
     opts.backfill = Some(Range { since, until });
     opts.restart_backfill = args.restart;
-    let config = Config::load(config_path)?;
-    if !opts.dry_run {
-        config.ingest_token()?;
-    }
-    let (_, code) = sync::run(&config, &opts, shutdown).await?;
-    Ok(code)
+    execute(
+        config_path,
+        &opts,
+        args.run.metrics_file.as_deref(),
+        shutdown,
+    )
+    .await
 }
 
 async fn run(config_path: &Path, args: &RunArgs, shutdown: Shutdown) -> Result<Code> {
     let opts = run_options(args)?;
-    let config = Config::load(config_path)?;
+    execute(config_path, &opts, args.metrics_file.as_deref(), shutdown).await
+}
+
+/// `run` and `backfill`: the crawl, then (with `--metrics-file`) the textfile, whatever
+/// the outcome.
+async fn execute(
+    config_path: &Path,
+    opts: &RunOptions,
+    metrics_file: Option<&Path>,
+    shutdown: Shutdown,
+) -> Result<Code> {
+    let started = Instant::now();
+    let started_at = graph_time(chrono::Utc::now());
+    let config = Config::load(config_path);
+    let outcome = match &config {
+        Ok(config) => crawl(config, opts, shutdown).await,
+        Err(f) => Err(f.clone()),
+    };
+    let state_dir = config.as_ref().ok().map(|c| c.state_dir.as_path());
+    let summary = match &outcome {
+        Ok((s, _)) => Some(s.clone()),
+        Err(_) if metrics_file.is_some() => state_dir.and_then(|d| summary_since(d, &started_at)),
+        Err(_) => None,
+    };
+    let finished = metrics::Finished {
+        code: outcome.as_ref().map_or_else(|f| f.code, |(_, c)| *c),
+        duration: started.elapsed(),
+        summary: summary.as_ref(),
+        dry_run: opts.dry_run,
+        ended_at: chrono::Utc::now(),
+    };
+    if let (true, Some(dir)) = (finished.succeeded(), state_dir) {
+        metrics::remember_success(dir, finished.ended_at);
+    }
+    if let Some(path) = metrics_file {
+        metrics::record(path, state_dir, &finished);
+    }
+    outcome.map(|(_, code)| code)
+}
+
+async fn crawl(config: &Config, opts: &RunOptions, shutdown: Shutdown) -> Result<(Summary, Code)> {
     if !opts.dry_run {
         config.ingest_token()?;
     }
-    let (_, code) = sync::run(&config, &opts, shutdown).await?;
-    Ok(code)
+    sync::run(config, opts, shutdown).await
+}
+
+/// A run that ended with an error may still have saved its summary (an abort after the
+/// crawl); it is this run's if it started after `started_at` (same clock, same format).
+fn summary_since(state_dir: &Path, started_at: &str) -> Option<Summary> {
+    let store = Store::open(state_dir).ok()?;
+    let last: Summary = store.last_run().ok()??;
+    (last.started_at.as_str() >= started_at).then_some(last)
 }

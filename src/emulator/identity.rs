@@ -303,6 +303,7 @@ pub(crate) fn user_tokens(
         .map(|s| s.split(' ').filter(|p| !matches!(*p, "offline_access" | "openid" | "profile" | "")).collect::<Vec<_>>().join(" "))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "https://graph.microsoft.com/User.Read.All https://graph.microsoft.com/ChannelMessage.Read.All".to_owned());
+    let scope = w.granted_scopes.clone().unwrap_or(scope);
     let access = w.auth.mint_access(lifetime, false);
     let refresh = w.auth.mint_refresh();
     let claims = user_claims(w);

@@ -152,6 +152,8 @@ pub(crate) struct World {
     pub device_login: DeviceLogin,
     /// Authenticated Graph requests left before every access token issued so far is revoked.
     pub revoke_after: Option<u64>,
+    /// Set by [`Emulator::grant_only_scopes`]: the token response's `scope`, whatever was asked.
+    pub granted_scopes: Option<String>,
 }
 
 impl World {
@@ -230,6 +232,7 @@ impl Emulator {
                 token_failures: None,
                 device_login: DeviceLogin::default(),
                 revoke_after: None,
+                granted_scopes: None,
             }),
             base: format!("http://{local}"),
             latency_us: std::sync::atomic::AtomicU64::new(opts.latency.as_micros() as u64),
@@ -398,6 +401,12 @@ impl Emulator {
     /// Page size of `GET /v1.0/teams` without `$top` (default 100), to exercise paging.
     pub fn set_teams_page_size(&self, n: usize) {
         self.shared.teams_page.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// From now on token responses say they carry exactly `scopes` (as when an admin
+    /// consented to fewer permissions than the app asks for); `None` echoes the request again.
+    pub fn grant_only_scopes(&self, scopes: Option<&[&str]>) {
+        self.shared.lock().granted_scopes = scopes.map(|s| s.join(" "));
     }
 
     pub fn shutdown(&self) {

@@ -32,6 +32,7 @@ const TOKEN_KEY: &str = "auth/refresh_token";
 const LAST_RUN_KEY: &str = "run/last";
 const CHANNEL_PREFIX: &str = "channel/";
 const BACKFILL_PREFIX: &str = "backfill/";
+const META_PREFIX: &str = "meta/";
 
 /// Progress of one channel's backfill of a date range.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -279,6 +280,17 @@ impl Store {
 
     pub fn last_run<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         self.get(LAST_RUN_KEY)
+    }
+
+    /// Stores and flushes a small piece of run bookkeeping under `meta/{name}` (counts and
+    /// times only: the privacy rule of the module doc applies).
+    pub fn set_meta<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        self.put(&format!("{META_PREFIX}{name}"), value)?;
+        self.flush()
+    }
+
+    pub fn meta<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        self.get(&format!("{META_PREFIX}{name}"))
     }
 
     pub fn flush(&self) -> Result<()> {

@@ -377,6 +377,7 @@ impl<'a> Progress<'a> {
             self.crawl.mark_ingest_down();
         }
         sent.map_err(Stop::Ingest)?;
+        self.crawl.progress.add_forwarded(n as u64);
         self.batch.drain(..n);
         self.save_in_progress(self.page_url.clone())
     }

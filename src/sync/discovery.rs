@@ -25,6 +25,23 @@ pub struct TeamFilter {
     pub tenant_wide: bool,
 }
 
+impl TeamFilter {
+    /// The config's filter; `--team` (`only`) replaces `[crawl] teams` when given.
+    pub fn new(config: &crate::config::Config, only: &[String], shard: Option<Shard>) -> Self {
+        TeamFilter {
+            include_private: config.crawl.include_private_teams,
+            only: if only.is_empty() {
+                config.crawl.teams.clone()
+            } else {
+                only.to_vec()
+            },
+            exclude: config.crawl.exclude_teams.clone(),
+            shard,
+            tenant_wide: config.flow == crate::config::Flow::ClientCredentials,
+        }
+    }
+}
+
 /// `--shard I/N`: this process covers the teams whose stable hash is I modulo N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {

@@ -66,6 +66,8 @@ pub struct Crawl {
     pub restart_backfill: bool,
     deadline: Option<Instant>,
     shutdown: Shutdown,
+    /// Counters the progress line reads (channels finished, documents acknowledged).
+    pub progress: Arc<crate::progress::Progress>,
     /// Set when the ingest stayed unavailable: the other channels stop instead of each
     /// waiting out its own retries.
     ingest_down: AtomicBool,
@@ -116,6 +118,8 @@ pub async fn run(
     };
     let store = Arc::new(Store::open(&config.state_dir)?);
     let counters = Arc::new(Counters::default());
+    let progress = Arc::new(crate::progress::Progress::new(counters.clone()));
+    let reporter = crate::progress::Reporter::start(progress.clone());
     let http = build_client(config.limits.request_timeout)?;
     let output = if opts.dry_run {
         Output::DryRun
@@ -150,17 +154,7 @@ pub async fn run(
         config.limits.max_retries,
         shutdown.clone(),
     );
-    let filter = TeamFilter {
-        include_private: config.crawl.include_private_teams,
-        only: if opts.teams.is_empty() {
-            config.crawl.teams.clone()
-        } else {
-            opts.teams.clone()
-        },
-        exclude: config.crawl.exclude_teams.clone(),
-        shard: opts.shard,
-        tenant_wide: config.flow == crate::config::Flow::ClientCredentials,
-    };
+    let filter = TeamFilter::new(config, &opts.teams, opts.shard);
     let (ready_tx, directory_ready) = watch::channel(false);
     let crawl = Arc::new(Crawl {
         graph,
@@ -186,6 +180,7 @@ pub async fn run(
         restart_backfill: opts.restart_backfill,
         shutdown: shutdown.clone(),
         ingest_down: AtomicBool::new(false),
+        progress,
         abort: Mutex::new(None),
     });
     // The users list loads while teams and channels are discovered and the first pages are
@@ -204,6 +199,7 @@ pub async fn run(
     .await
     .map_err(|e| discovery_fatal(e, "a team's channels (Channel.ReadBasic.All)", &shutdown))?;
     summary.teams = kept;
+    crawl.progress.add_channels(channels.len() as u64);
     if kept == 0 {
         tracing::warn!("The technical user can reach no team to crawl; add it to the teams, or check [crawl] teams, exclude_teams and include_private_teams.");
     }
@@ -227,6 +223,8 @@ pub async fn run(
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.request_rate = summary.requests as f64 / started.elapsed().as_secs_f64().max(0.001);
     summary.fill_skip_reasons();
+    // No progress line after the summary.
+    drop(reporter);
     let aborted = crawl.abort.lock().ok().and_then(|mut a| a.take());
     let code = decide(
         &summary,
@@ -290,6 +288,7 @@ async fn crawl_channels(
         });
     }
     while let Some(done) = tasks.join_next().await {
+        crawl.progress.channel_finished();
         match done {
             Ok(run) => {
                 summary.add_channel(&run.counts, &run.ending);

@@ -1,0 +1,535 @@
+//! `doctor`: online checks of everything a scheduled run depends on, one line each, with
+//! what to fix for every failure (README, "doctor").
+//!
+//! The checks go in the order a run needs them: config → state dir → token → scopes →
+//! `/me` → teams → one channel's messages, and the ingest (independent of the rest). A
+//! check whose prerequisite failed is printed as `skip`. Signing in uses the normal
+//! [`TokenSource`] on the state store, so a refresh token rotated by the check is saved
+//! exactly as in a run. The exit code is the most severe failure: 78 config, 74 state dir
+//! (75 while another run holds the lock), 77 sign-in or permissions, 69 unreachable.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::auth::TokenSource;
+use crate::config::{Config, DEFAULT_SCOPES};
+use crate::exit::{Code, Fatal, Result};
+use crate::graph::models::{Channel, Page, Team};
+use crate::graph::{Endpoints, Graph, GraphError};
+use crate::http::{build_client, Counters, Limiter, Scope};
+use crate::ingest::{IngestClient, IngestError};
+use crate::shutdown::Shutdown;
+use crate::state::Store;
+use crate::sync::discovery::{self, TeamFilter};
+use crate::sync::graph_time;
+
+/// Retries per request: enough to ride out one blip, few enough to answer quickly.
+const DOCTOR_RETRIES: u32 = 2;
+
+/// A failed check: exit code, what went wrong, what to do.
+struct Failed {
+    code: Code,
+    why: String,
+    fix: String,
+}
+
+impl Failed {
+    fn new(code: Code, why: impl Into<String>, fix: impl Into<String>) -> Failed {
+        Failed {
+            code,
+            why: why.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+type Check<T> = std::result::Result<T, Failed>;
+
+/// Prints each line as its check finishes and keeps the worst code.
+#[derive(Default)]
+struct Report {
+    worst: Option<Code>,
+    failed: usize,
+    passed: usize,
+}
+
+impl Report {
+    fn line<T>(&mut self, name: &str, result: Check<(T, String)>) -> Option<T> {
+        match result {
+            Ok((value, detail)) => {
+                self.passed += 1;
+                println!("ok    {name:<9} {detail}");
+                Some(value)
+            }
+            Err(f) => {
+                self.failed += 1;
+                println!("FAIL  {name:<9} {}", f.why);
+                println!("      {:<9} fix: {}", "", f.fix);
+                if self.worst.is_none_or(|w| severity(f.code) > severity(w)) {
+                    self.worst = Some(f.code);
+                }
+                None
+            }
+        }
+    }
+
+    fn skip(&mut self, name: &str, because: &str) {
+        println!("skip  {name:<9} {because}");
+    }
+
+    fn finish(self) -> Code {
+        match self.worst {
+            None => {
+                println!("all {} checks passed", self.passed);
+                Code::Ok
+            }
+            Some(code) => {
+                println!(
+                    "{} of {} checks failed (exit {})",
+                    self.failed,
+                    self.failed + self.passed,
+                    code.as_i32()
+                );
+                code
+            }
+        }
+    }
+}
+
+/// Which failure decides the exit code: the one that blocks the most.
+fn severity(code: Code) -> u8 {
+    match code {
+        Code::Config => 6,
+        Code::StateDir => 5,
+        Code::Temporary => 4,
+        Code::Auth => 3,
+        Code::Unavailable => 2,
+        _ => 1,
+    }
+}
+
+pub async fn doctor(config_path: &Path, shutdown: Shutdown) -> Result<Code> {
+    let mut report = Report::default();
+    let Some(config) = report.line("config", check_config(config_path)) else {
+        for name in [
+            "state", "token", "scopes", "graph", "teams", "messages", "ingest",
+        ] {
+            report.skip(name, "needs a valid config");
+        }
+        return Ok(report.finish());
+    };
+    let counters = Arc::new(Counters::default());
+    let http = build_client(config.limits.request_timeout)?;
+    let graph = match report.line("state", check_state(&config)) {
+        None => {
+            for name in ["token", "scopes", "graph", "teams", "messages"] {
+                report.skip(
+                    name,
+                    "needs the state store (the refresh token lives there)",
+                );
+            }
+            None
+        }
+        Some(store) => {
+            let tokens = TokenSource::new(
+                &config,
+                http.clone(),
+                Arc::new(store),
+                counters.clone(),
+                shutdown.clone(),
+            );
+            report.line("token", check_token(tokens).await)
+        }
+    };
+    if let Some(tokens) = graph {
+        report.line("scopes", check_scopes(tokens.granted_scopes().as_deref()));
+        let graph = Graph::new(
+            Endpoints::new(&config.graph_url),
+            http,
+            tokens,
+            Limiter::new(
+                config.limits.requests_per_second,
+                config.limits.per_channel_requests_per_second,
+            ),
+            counters.clone(),
+            config.limits.max_retries.min(DOCTOR_RETRIES),
+            shutdown.clone(),
+        );
+        graph_checks(&mut report, &config, &graph).await;
+    }
+    report.line("ingest", check_ingest(&config, counters, shutdown).await);
+    Ok(report.finish())
+}
+
+/// `/me`, then the teams, then one channel's messages; each needs the one before.
+async fn graph_checks(report: &mut Report, config: &Config, graph: &Graph) {
+    if report
+        .line("graph", check_me(config, graph).await)
+        .is_none()
+    {
+        report.skip("teams", "needs Graph");
+        report.skip("messages", "needs Graph");
+        return;
+    }
+    match report.line("teams", check_teams(config, graph).await) {
+        Some(teams) => {
+            report.line("messages", check_messages(graph, &teams).await);
+        }
+        None => report.skip("messages", "needs a team to read"),
+    }
+}
+
+fn check_config(path: &Path) -> Check<(Config, String)> {
+    match Config::load(path) {
+        Ok(c) => {
+            let detail = format!("{} is valid", path.display());
+            Ok((c, detail))
+        }
+        Err(f) => Err(Failed::new(
+            f.code,
+            f.message,
+            "run `teams-connector config check` and fix what it names",
+        )),
+    }
+}
+
+fn check_state(config: &Config) -> Check<(Store, String)> {
+    let dir = &config.state_dir;
+    let store = Store::open(dir).map_err(|f| {
+        let fix = if f.code == Code::Temporary {
+            "wait for the running job to finish, then run `doctor` again"
+        } else {
+            "make [state] dir exist and be writable by the user the job runs as"
+        };
+        Failed::new(f.code, f.message, fix)
+    })?;
+    let probe = dir.join(".doctor-probe");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            Failed::new(
+                Code::StateDir,
+                format!("cannot write in {}: {e}", dir.display()),
+                "make [state] dir writable by the user the job runs as (and the disk not full)",
+            )
+        })?;
+    let detail = format!("{} is writable and not locked by a run", dir.display());
+    Ok((store, detail))
+}
+
+async fn check_token(tokens: Result<TokenSource>) -> Check<(Arc<TokenSource>, String)> {
+    let signed_in = match tokens {
+        Ok(t) => t.access_token().await.map(|_| t),
+        Err(f) => Err(f),
+    };
+    match signed_in {
+        Ok(t) => Ok((
+            Arc::new(t),
+            "signed in; a rotated refresh token was saved".into(),
+        )),
+        Err(f) => {
+            let fix = match f.code {
+                Code::Auth => "sign the technical user in again (`teams-connector login`, or seed TEAMS_CONNECTOR_REFRESH_TOKEN) or grant consent, as the line says",
+                Code::Config => "set the secret the line names",
+                _ => "check that [microsoft] login_url (or cloud) is reachable from this host: DNS, proxy, firewall",
+            };
+            Err(Failed::new(f.code, f.message, fix))
+        }
+    }
+}
+
+/// Broader delegated permissions that also allow what a needed scope allows (Graph
+/// permissions reference, per API: list users, joinedTeams, list channels, channel delta).
+fn broader(needed: &str) -> &'static [&'static str] {
+    match needed {
+        "User.ReadBasic.All" => &[
+            "User.Read.All",
+            "User.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+        "Team.ReadBasic.All" => &[
+            "TeamSettings.Read.All",
+            "TeamSettings.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+        "Channel.ReadBasic.All" => &[
+            "ChannelSettings.Read.All",
+            "ChannelSettings.ReadWrite.All",
+            "Group.Read.All",
+            "Group.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+        "ChannelMessage.Read.All" => &["Group.Read.All", "Group.ReadWrite.All"],
+        _ => &[],
+    }
+}
+
+/// Scopes every sign-in carries that grant no data access.
+const SIGN_IN_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// Compares the token response's `scope` with what the crawl needs (`DEFAULT_SCOPES`) and
+/// names the granted ones it does not need (least privilege).
+fn check_scopes(granted: Option<&str>) -> Check<((), String)> {
+    let Some(granted) = granted else {
+        return Ok((
+            (),
+            "the token response named no scopes; the Graph checks below show what works".into(),
+        ));
+    };
+    // Entra ID writes Graph scopes short (`User.Read`) or long (`https://graph.microsoft.com/User.Read`).
+    let granted: Vec<&str> = granted
+        .split_whitespace()
+        .map(|s| s.rsplit('/').next().unwrap_or(s))
+        .collect();
+    let has = |s: &str| granted.iter().any(|g| g.eq_ignore_ascii_case(s));
+    let needed: Vec<&str> = DEFAULT_SCOPES
+        .iter()
+        .copied()
+        .filter(|s| *s != "offline_access")
+        .collect();
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|n| !has(n) && !broader(n).iter().any(|b| has(b)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Failed::new(
+            Code::Auth,
+            format!("the token lacks {}", missing.join(", ")),
+            format!(
+                "add the delegated permission(s) {} to the app registration, grant admin consent (Entra ID → App registrations → API permissions), then sign in again",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let more: Vec<&str> = granted
+        .iter()
+        .copied()
+        .filter(|g| {
+            !needed.iter().any(|n| n.eq_ignore_ascii_case(g))
+                && !SIGN_IN_SCOPES.iter().any(|s| s.eq_ignore_ascii_case(g))
+        })
+        .collect();
+    let mut detail = format!(
+        "the token carries what the crawl needs ({})",
+        needed.join(", ")
+    );
+    if !more.is_empty() {
+        detail.push_str(&format!(
+            "; more than needed: {} (least privilege: remove them from the app registration)",
+            more.join(", ")
+        ));
+    }
+    Ok(((), detail))
+}
+
+/// A failed Graph call as a check line: 401/403 is a permission a person must grant.
+fn graph_failed(e: GraphError, what: &str, permission: &str) -> Failed {
+    match e {
+        GraphError::Auth(f) => Failed::new(
+            f.code,
+            f.message,
+            "sign the technical user in again, as the line says",
+        ),
+        GraphError::Status {
+            status: status @ (401 | 403),
+            code,
+            ..
+        } => Failed::new(
+            Code::Auth,
+            format!("Graph refused {what} (HTTP {status} {code})"),
+            format!("grant {permission} to the app (admin consent), then sign in again"),
+        ),
+        GraphError::Unavailable(m) => Failed::new(
+            Code::Unavailable,
+            format!("cannot reach Graph for {what}: {m}"),
+            "check [microsoft] graph_url (or cloud) and the network path from this host: DNS, proxy, firewall",
+        ),
+        other => Failed::new(
+            Code::Unavailable,
+            format!("{what}: {other}"),
+            "check [microsoft] graph_url points at Microsoft Graph, then try again later",
+        ),
+    }
+}
+
+async fn check_me(config: &Config, graph: &Graph) -> Check<((), String)> {
+    let me: Value = graph
+        .get(&graph.endpoints.me(), Scope::Directory)
+        .await
+        .map_err(|e| graph_failed(e, "/me", "User.ReadBasic.All"))?;
+    let who = me["userPrincipalName"]
+        .as_str()
+        .unwrap_or("the technical user");
+    Ok((
+        (),
+        format!("{} answers; signed in as {who}", config.graph_url),
+    ))
+}
+
+async fn check_teams(config: &Config, graph: &Graph) -> Check<(Vec<Team>, String)> {
+    let filter = TeamFilter::new(config, &[], None);
+    let teams = discovery::teams(graph, &filter)
+        .await
+        .map_err(|e| graph_failed(e, "the joined teams", "Team.ReadBasic.All"))?;
+    if teams.is_empty() {
+        return Err(Failed::new(
+            Code::Auth,
+            "the technical user can reach no team to crawl",
+            "add the technical user to the teams as a member, or check [crawl] teams and exclude_teams",
+        ));
+    }
+    // Private teams are told apart only later, per team; `run` warns about those it skips.
+    let detail = format!(
+        "{} joined team(s) match [crawl] teams / exclude_teams",
+        teams.len()
+    );
+    Ok((teams, detail))
+}
+
+/// One delta GET with `$top=1` in the first team that has a channel: the request the crawl
+/// makes most, with the permission it needs most.
+async fn check_messages(graph: &Graph, teams: &[Team]) -> Check<((), String)> {
+    for team in teams {
+        let channels: Vec<Channel> =
+            discovery::collect(graph, graph.endpoints.channels(&team.id), Scope::Team)
+                .await
+                .map_err(|e| graph_failed(e, "a team's channels", "Channel.ReadBasic.All"))?;
+        let Some(channel) = channels.first() else {
+            continue;
+        };
+        let since = graph_time(chrono::Utc::now() - chrono::Duration::days(1));
+        let url = top_one(&graph.endpoints.delta(&team.id, &channel.id, &since, false));
+        let _: Page<Value> = graph
+            .get(&url, Scope::Channel(&channel.id))
+            .await
+            .map_err(|e| graph_failed(e, "channel messages", "ChannelMessage.Read.All"))?;
+        let name = |n: &Option<String>, id: &str| n.clone().unwrap_or_else(|| id.to_string());
+        return Ok((
+            (),
+            format!(
+                "messages of {} / {} are readable (one delta page, $top=1)",
+                name(&team.display_name, &team.id),
+                name(&channel.display_name, &channel.id),
+            ),
+        ));
+    }
+    Err(Failed::new(
+        Code::Auth,
+        "none of the teams has a channel the technical user can see",
+        "add the technical user to a team with channels",
+    ))
+}
+
+/// The same URL with `$top=1`.
+fn top_one(url: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "$top" {
+                "1".into()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    u.into()
+}
+
+/// POSTs an empty batch: reachable, and the token accepted, without sending a document.
+async fn check_ingest(
+    config: &Config,
+    counters: Arc<Counters>,
+    shutdown: Shutdown,
+) -> Check<((), String)> {
+    let token = config.ingest_token().map_err(|f| {
+        Failed::new(
+            f.code,
+            f.message,
+            "set TEAMS_CONNECTOR_INGEST_TOKEN or TEAMS_CONNECTOR_INGEST_TOKEN_FILE",
+        )
+    })?;
+    let http = build_client(config.ingest.timeout).map_err(internal)?;
+    let client = IngestClient {
+        http,
+        url: config.ingest.url.clone(),
+        token: token.clone(),
+        max_retries: config.limits.max_retries.min(DOCTOR_RETRIES),
+        counters,
+        shutdown,
+    };
+    match client.post(&[]).await {
+        Ok(()) => Ok((
+            (),
+            format!("{} accepts the token (empty batch)", config.ingest.url),
+        )),
+        Err(IngestError::Rejected {
+            status: status @ (401 | 403),
+            ..
+        }) => Err(Failed::new(
+            Code::Auth,
+            format!("{} refused the token (HTTP {status})", config.ingest.url),
+            "set TEAMS_CONNECTOR_INGEST_TOKEN(_FILE) to a token the ingest accepts",
+        )),
+        Err(e @ IngestError::Rejected { .. }) => Err(Failed::new(
+            Code::Config,
+            e.to_string(),
+            "check [ingest] url: it must be the documents endpoint of the ingest API",
+        )),
+        Err(IngestError::Unavailable(m)) => Err(Failed::new(
+            Code::Unavailable,
+            m,
+            "check [ingest] url and that the ingest service is up and reachable from this host",
+        )),
+    }
+}
+
+fn internal(f: Fatal) -> Failed {
+    Failed::new(f.code, f.message, "report this with the output above")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broader_scopes_cover_the_needed_ones_and_are_named() {
+        let granted = "https://graph.microsoft.com/User.Read.All Team.ReadBasic.All \
+                       Group.Read.All openid offline_access";
+        let (_, detail) = check_scopes(Some(granted)).unwrap_or_else(|f| panic!("{}", f.why));
+        assert!(
+            detail.ends_with("more than needed: User.Read.All, Group.Read.All (least privilege: remove them from the app registration)"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_missing_scope_is_an_auth_failure_that_names_it() {
+        let f = check_scopes(Some("user.readbasic.all Team.ReadBasic.All")).unwrap_err();
+        assert_eq!(f.code, Code::Auth);
+        assert_eq!(
+            f.why,
+            "the token lacks Channel.ReadBasic.All, ChannelMessage.Read.All"
+        );
+        assert!(f.fix.contains("admin consent"), "{}", f.fix);
+    }
+
+    #[test]
+    fn the_worst_failure_decides_the_exit_code() {
+        let mut r = Report::default();
+        r.line::<()>("a", Err(Failed::new(Code::Unavailable, "x", "y")));
+        r.line::<()>("b", Err(Failed::new(Code::Auth, "x", "y")));
+        r.line::<()>("c", Err(Failed::new(Code::Unavailable, "x", "y")));
+        assert_eq!(r.finish(), Code::Auth);
+    }
+}

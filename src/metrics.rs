@@ -1,0 +1,326 @@
+//! `run --metrics-file PATH`: a Prometheus textfile (node_exporter's textfile collector,
+//! or anything that scrapes a file) written at the end of every run, also a failed one.
+//!
+//! The `_total` series are counters in the Prometheus sense: they add up over runs instead
+//! of restarting at every run, so `rate()` and `increase()` work. Their running totals and
+//! the time of the last success live in the state store (`meta/metrics`); when the store
+//! cannot be opened (bad config, another run holds the lock) the previous file is the
+//! source, so a failed run never resets them. Per-run figures are in the `run_summary` log
+//! event and in `status`.
+//!
+//! The file is written to a temporary file in the same directory and renamed over the old
+//! one, so a scraper never reads half a file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::exit::Code;
+use crate::state::Store;
+use crate::sync::Summary;
+use crate::transform::Skip;
+
+/// Key of the running totals in the state store.
+const TOTALS: &str = "metrics";
+/// Key of the end time of the last successful run (also shown by `status`).
+pub const LAST_SUCCESS: &str = "last_success";
+
+/// Running totals over all runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub upserts: u64,
+    pub deletes: u64,
+    pub skipped: BTreeMap<String, u64>,
+    pub requests: u64,
+    pub throttled: u64,
+}
+
+impl Totals {
+    fn add(&mut self, s: &Summary) {
+        self.upserts += s.forwarded;
+        self.deletes += s.deletes;
+        for (why, n) in &s.skipped {
+            *self.skipped.entry(why.clone()).or_default() += n;
+        }
+        self.requests += s.requests;
+        self.throttled += s.throttled;
+    }
+}
+
+/// What a file this module wrote says about earlier runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Previous {
+    pub last_success: Option<DateTime<Utc>>,
+    pub totals: Totals,
+}
+
+/// How the run ended, as far as it is known.
+pub struct Finished<'a> {
+    pub code: Code,
+    pub duration: Duration,
+    /// `None` when the run failed before it counted anything.
+    pub summary: Option<&'a Summary>,
+    pub dry_run: bool,
+    pub ended_at: DateTime<Utc>,
+}
+
+impl Finished<'_> {
+    /// Exit 0 of a run that sent something for real.
+    pub fn succeeded(&self) -> bool {
+        self.code == Code::Ok && !self.dry_run
+    }
+}
+
+/// Remembers the end of a successful run in the state store, for `status` and the
+/// metrics. The run has ended and released the store, so it opens again here.
+pub fn remember_success(state_dir: &Path, at: DateTime<Utc>) {
+    let saved = Store::open(state_dir).and_then(|s| s.set_meta(LAST_SUCCESS, &at));
+    if let Err(e) = saved {
+        tracing::warn!(error = %e.message, "Cannot record the time of this successful run in the state store.");
+    }
+}
+
+/// Updates the totals (state store, else the previous file) and writes the textfile. A
+/// failure is logged, not fatal: the run's own exit code stays what it earned, and the
+/// stale file makes `last_success` age, which is what alerts watch.
+pub fn record(path: &Path, state_dir: Option<&Path>, run: &Finished) {
+    if let Err(e) = try_record(path, state_dir, run) {
+        tracing::warn!(path = %path.display(), error = %e, "Cannot write the metrics file; check --metrics-file and that its directory is writable.");
+    }
+}
+
+fn try_record(path: &Path, state_dir: Option<&Path>, run: &Finished) -> std::io::Result<()> {
+    let previous = std::fs::read_to_string(path)
+        .map(|t| parse(&t))
+        .unwrap_or_default();
+    // A store held by another process (or unusable) leaves the previous file as the source.
+    let store = state_dir.and_then(|d| Store::open(d).ok());
+    let mut totals: Totals = meta(store.as_ref(), TOTALS).unwrap_or(previous.totals);
+    let last_success = if run.succeeded() {
+        Some(run.ended_at)
+    } else {
+        meta(store.as_ref(), LAST_SUCCESS).or(previous.last_success)
+    };
+    if let Some(s) = run.summary.filter(|_| !run.dry_run) {
+        totals.add(s);
+    }
+    if let Some(store) = &store {
+        if let Err(e) = store.set_meta(TOTALS, &totals) {
+            tracing::warn!(error = %e.message, "Cannot save the metrics totals in the state store; the file keeps them.");
+        }
+    }
+    write_atomic(path, &render(last_success, &totals, run))
+}
+
+fn meta<T: serde::de::DeserializeOwned>(store: Option<&Store>, key: &str) -> Option<T> {
+    store.and_then(|s| s.meta(key).ok().flatten())
+}
+
+/// The textfile: HELP and TYPE for every series, every skip reason and channel state
+/// present (zeros included) so the set of series is stable.
+pub fn render(last_success: Option<DateTime<Utc>>, totals: &Totals, run: &Finished) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let one = |v: f64| [(String::new(), v)];
+    family(
+        "teams_connector_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time at which the last successful run (exit 0, not a dry run) ended; 0 if none yet.",
+        &one(last_success.map_or(0.0, unix)),
+    );
+    family(
+        "teams_connector_last_run_timestamp_seconds",
+        "gauge",
+        "Unix time at which the last run ended.",
+        &one(unix(run.ended_at)),
+    );
+    family(
+        "teams_connector_last_run_exit_code",
+        "gauge",
+        "Exit code of the last run (README, \"Exit codes\").",
+        &one(f64::from(run.code.as_i32())),
+    );
+    family(
+        "teams_connector_run_duration_seconds",
+        "gauge",
+        "How long the last run took.",
+        &one(run.duration.as_secs_f64()),
+    );
+    family(
+        "teams_connector_documents_forwarded_total",
+        "counter",
+        "Documents the ingest accepted, over all runs, by operation.",
+        &[
+            (label("op", "upsert"), totals.upserts as f64),
+            (label("op", "delete"), totals.deletes as f64),
+        ],
+    );
+    let skipped: Vec<(String, f64)> = skip_reasons(&totals.skipped)
+        .into_iter()
+        .map(|(why, n)| (label("reason", &why), n as f64))
+        .collect();
+    family(
+        "teams_connector_messages_skipped_total",
+        "counter",
+        "Messages not forwarded, over all runs, by reason.",
+        &skipped,
+    );
+    family(
+        "teams_connector_graph_requests_total",
+        "counter",
+        "HTTP requests to Microsoft Graph and its token endpoint, retries included, over all runs.",
+        &one(totals.requests as f64),
+    );
+    family(
+        "teams_connector_graph_throttled_total",
+        "counter",
+        "Graph answers that asked to slow down (429, 503, 504), over all runs.",
+        &one(totals.throttled as f64),
+    );
+    if let Some(s) = run.summary {
+        family(
+            "teams_connector_channels",
+            "gauge",
+            "Channels of the last run by how their crawl ended.",
+            &[
+                (label("state", "done"), s.channels_done as f64),
+                (label("state", "failed"), s.channels_failed as f64),
+                (label("state", "stopped"), s.channels_stopped as f64),
+            ],
+        );
+    }
+    out
+}
+
+fn unix(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+fn label(name: &str, value: &str) -> String {
+    format!("{{{name}=\"{value}\"}}")
+}
+
+fn skip_reasons(seen: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    let mut all = seen.clone();
+    for why in Skip::ALL {
+        all.entry(why.name().to_string()).or_default();
+    }
+    all
+}
+
+/// Reads the totals back from a file this module wrote; unknown lines are ignored.
+pub fn parse(text: &str) -> Previous {
+    let mut p = Previous::default();
+    let t = &mut p.totals;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let label_value = labels
+            .split_once("=\"")
+            .map(|(_, v)| v.trim_end_matches("\"}"));
+        let count = value.max(0.0) as u64;
+        match (name, label_value) {
+            ("teams_connector_last_success_timestamp_seconds", _) if value > 0.0 => {
+                p.last_success = DateTime::from_timestamp_millis((value * 1000.0).round() as i64)
+            }
+            ("teams_connector_documents_forwarded_total", Some("upsert")) => t.upserts = count,
+            ("teams_connector_documents_forwarded_total", Some("delete")) => t.deletes = count,
+            ("teams_connector_messages_skipped_total", Some(why)) => {
+                t.skipped.insert(why.to_string(), count);
+            }
+            ("teams_connector_graph_requests_total", _) => t.requests = count,
+            ("teams_connector_graph_throttled_total", _) => t.throttled = count,
+            _ => {}
+        }
+    }
+    p
+}
+
+/// Temp file in the same directory (so the rename cannot cross filesystems), flushed,
+/// then renamed over `path`. Mode 0644 despite the process umask: scrapers run as
+/// another user, and the file holds counts only.
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "metrics".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(summary: Option<&Summary>) -> Finished<'_> {
+        Finished {
+            code: Code::Partial,
+            duration: Duration::from_millis(1500),
+            summary,
+            dry_run: false,
+            ended_at: DateTime::from_timestamp_millis(1_700_000_000_500).unwrap(),
+        }
+    }
+
+    #[test]
+    fn parse_reads_back_what_render_wrote() {
+        let mut summary = Summary {
+            forwarded: 7,
+            deletes: 2,
+            requests: 40,
+            throttled: 3,
+            ..Summary::default()
+        };
+        summary.skipped.insert("bot".into(), 4);
+        let mut totals = Totals::default();
+        totals.add(&summary);
+        let last = DateTime::from_timestamp_millis(1_690_000_000_250);
+        let text = render(last, &totals, &finished(Some(&summary)));
+        let mut want = totals.clone();
+        for why in Skip::ALL {
+            want.skipped.entry(why.name().to_string()).or_default();
+        }
+        let got = parse(&text);
+        assert_eq!(got.totals, want);
+        assert_eq!(got.last_success, last);
+    }
+
+    #[test]
+    fn a_run_that_counted_nothing_has_no_channel_series() {
+        let text = render(None, &Totals::default(), &finished(None));
+        assert!(!text.contains("teams_connector_channels"));
+        assert!(text.contains("teams_connector_last_success_timestamp_seconds 0\n"));
+        assert!(text.contains("teams_connector_last_run_exit_code 3\n"));
+    }
+}
