@@ -351,3 +351,37 @@ async fn state_files_are_private_to_the_user() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_resume_link_falls_back_to_the_last_round_and_then_to_the_sync_time() {
+    let h = Harness::new(big_channel()).await;
+    assert_eq!(h.run(&["run"]).await.code, 0);
+    h.emu.mutate(Mutation {
+        add_roots: 300,
+        edit: 20,
+        ..Mutation::default()
+    });
+    h.emu.set_latency(Duration::from_millis(60));
+    let mut stopped = false;
+    for budget in ["400ms", "800ms", "1500ms"] {
+        let before = h.sink.documents().len();
+        let run = h.run(&["run", "--max-duration", budget]).await;
+        if run.code == 75 && h.sink.documents().len() > before {
+            stopped = true;
+            break;
+        }
+    }
+    assert!(stopped, "a run stopped mid-round with a resume point");
+    // Both the resume link and the last deltaLink have expired by the next run.
+    h.emu.expire_delta_tokens();
+    h.emu.set_latency(Duration::ZERO);
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Saved mid-round link refused"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.counter("cursor_resets"), 1);
+    deliveries(&h);
+}

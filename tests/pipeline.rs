@@ -277,3 +277,53 @@ async fn demo_runs_with_no_config_and_prints_documents() {
         run.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_shards_together_forward_every_document_exactly_once() {
+    let spec = TenantSpec {
+        teams: 6,
+        channels_per_team: 1,
+        messages_per_channel: 6,
+        ..spec()
+    };
+    let mut h = Harness::new(spec).await;
+    h.set("crawl", "include_private_teams = true");
+    let base = h.state_dir();
+    let mut per_shard = Vec::new();
+    for i in 0..3 {
+        h.set(
+            "state",
+            &format!(
+                "dir = {:?}",
+                base.join(format!("shard-{i}")).display().to_string()
+            ),
+        );
+        // Each shard has its own state dir, so its own refresh-token chain.
+        if i > 0 {
+            let seed = h.emu.issue_refresh_token();
+            h.env.insert("TEAMS_CONNECTOR_REFRESH_TOKEN".into(), seed);
+        }
+        let before = h.sink.documents().len();
+        let run = h.run(&["run", "--shard", &format!("{i}/3")]).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        per_shard.push(h.sink.documents().len() - before);
+    }
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for d in h.sink.documents() {
+        *counts
+            .entry(d["id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let expected = h.expected(true);
+    assert_eq!(
+        counts.len(),
+        expected.len(),
+        "every document, shards {per_shard:?}"
+    );
+    assert!(counts.values().all(|&n| n == 1), "exactly once");
+    assert!(expected.keys().all(|id| counts.contains_key(id)));
+    assert!(
+        per_shard.iter().filter(|&&n| n > 0).count() >= 2,
+        "the work is split: {per_shard:?}"
+    );
+}

@@ -144,7 +144,7 @@ impl TokenStore {
         t
     }
 
-    fn mint_refresh(&mut self) -> String {
+    pub(crate) fn mint_refresh(&mut self) -> String {
         let t = format!("1.AXoA{}", self.rng.alnum(120));
         self.refresh.insert(t.clone(), false);
         self.issued.push(t.clone());

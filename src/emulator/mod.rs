@@ -270,6 +270,12 @@ impl Emulator {
         self.shared.lock().auth.seed_refresh.clone()
     }
 
+    /// A further valid refresh token, as another sign-in of the technical user would give
+    /// (one per shard: each shard keeps its own chain).
+    pub fn issue_refresh_token(&self) -> String {
+        self.shared.lock().auth.mint_refresh()
+    }
+
     /// The app registration's client secret (sent by confidential clients and app-only sign-in).
     pub fn client_secret(&self) -> String {
         self.shared.lock().auth.client_secret.clone()
