@@ -37,6 +37,9 @@ pub struct Totals {
     pub deletes: u64,
     pub skipped: BTreeMap<String, u64>,
     pub requests: u64,
+    /// `requests` by HTTP status; empty in totals from before the label existed.
+    #[serde(default)]
+    pub requests_by_status: BTreeMap<String, u64>,
     pub throttled: u64,
 }
 
@@ -48,6 +51,9 @@ impl Totals {
             *self.skipped.entry(why.clone()).or_default() += n;
         }
         self.requests += s.requests;
+        for (status, n) in &s.graph_statuses {
+            *self.requests_by_status.entry(status.clone()).or_default() += n;
+        }
         self.throttled += s.throttled;
     }
 }
@@ -180,12 +186,12 @@ pub fn render(last_success: Option<DateTime<Utc>>, totals: &Totals, run: &Finish
         "teams_connector_graph_requests_total",
         "counter",
         "HTTP requests to Microsoft Graph and its token endpoint, retries included, over all runs.",
-        &one(totals.requests as f64),
+        &requests_by_status(totals),
     );
     family(
         "teams_connector_graph_throttled_total",
         "counter",
-        "Graph answers that asked to slow down (429, 503, 504), over all runs.",
+        "Graph answers 429 (throttled), over all runs.",
         &one(totals.throttled as f64),
     );
     if let Some(s) = run.summary {
@@ -201,6 +207,18 @@ pub fn render(last_success: Option<DateTime<Utc>>, totals: &Totals, run: &Finish
         );
     }
     out
+}
+
+/// `{status="200"}` series; the unlabelled total while no status was counted yet.
+fn requests_by_status(totals: &Totals) -> Vec<(String, f64)> {
+    if totals.requests_by_status.is_empty() {
+        return vec![(String::new(), totals.requests as f64)];
+    }
+    totals
+        .requests_by_status
+        .iter()
+        .map(|(status, n)| (label("status", status), *n as f64))
+        .collect()
 }
 
 fn unix(t: DateTime<Utc>) -> f64 {
@@ -244,7 +262,11 @@ pub fn parse(text: &str) -> Previous {
             ("teams_connector_messages_skipped_total", Some(why)) => {
                 t.skipped.insert(why.to_string(), count);
             }
-            ("teams_connector_graph_requests_total", _) => t.requests = count,
+            ("teams_connector_graph_requests_total", Some(status)) => {
+                t.requests += count;
+                t.requests_by_status.insert(status.to_string(), count);
+            }
+            ("teams_connector_graph_requests_total", None) => t.requests = count,
             ("teams_connector_graph_throttled_total", _) => t.throttled = count,
             _ => {}
         }

@@ -210,13 +210,10 @@ impl Endpoint {
         form: &[(&str, &str)],
     ) -> std::result::Result<T, Attempt> {
         Counters::add(&self.counters.requests, 1);
-        let response = self
-            .http
-            .post(url.clone())
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| Attempt::Transient(describe_transport(&e), None))?;
+        let response = self.http.post(url.clone()).form(form).send().await;
+        self.counters
+            .answered(response.as_ref().ok().map(|r| r.status().as_u16()));
+        let response = response.map_err(|e| Attempt::Transient(describe_transport(&e), None))?;
         let status = response.status();
         let wait = retry_after(response.headers());
         let body = response

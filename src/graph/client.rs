@@ -124,6 +124,8 @@ impl Graph {
                 sent = request => sent,
                 _ = self.shutdown.cancelled() => return Err(GraphError::Cancelled),
             };
+            self.counters
+                .answered(sent.as_ref().ok().map(|r| r.status().as_u16()));
             let (wait, why) = match sent {
                 Err(e) => (None, transport(&e)),
                 Ok(resp) => {

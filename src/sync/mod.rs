@@ -220,6 +220,7 @@ pub async fn run(
     summary.throttled = Counters::get(&counters.throttled);
     summary.retries = Counters::get(&counters.retries);
     summary.throttle_wait_ms = Counters::get(&counters.throttle_wait_ms);
+    summary.graph_statuses = counters.statuses();
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.request_rate = summary.requests as f64 / started.elapsed().as_secs_f64().max(0.001);
     summary.fill_skip_reasons();

@@ -89,6 +89,9 @@ pub struct Summary {
     pub throttle_wait_ms: u64,
     /// Graph requests per second over the whole run.
     pub request_rate: f64,
+    /// Answers of Graph and the token endpoint by HTTP status ("error": none).
+    #[serde(default)]
+    pub graph_statuses: BTreeMap<String, u64>,
     pub exit_code: i32,
     pub failures: Vec<Failure>,
 }
@@ -123,6 +126,7 @@ impl Summary {
     /// The final event of every run (DESIGN.md): fields first, a sentence last.
     pub fn log(&self) {
         let skipped = serde_json::to_string(&self.skipped).unwrap_or_default();
+        let statuses = serde_json::to_string(&self.graph_statuses).unwrap_or_default();
         tracing::info!(
             target: "run_summary",
             teams = self.teams,
@@ -143,6 +147,7 @@ impl Summary {
             retries = self.retries,
             throttle_wait_ms = self.throttle_wait_ms,
             request_rate = format!("{:.2}", self.request_rate),
+            graph_statuses = %statuses,
             duration_ms = self.duration_ms,
             dry_run = self.dry_run,
             exit_code = self.exit_code,
