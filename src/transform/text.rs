@@ -23,8 +23,8 @@
 //! nesting depth.
 
 mod chars;
-mod depth;
 mod lines;
+mod prepare;
 mod tidy;
 mod walk;
 
@@ -51,11 +51,20 @@ pub struct TextOptions {
 /// image, a card, a system event).
 pub fn html_to_text(html: &str, opts: &TextOptions) -> String {
     with_scratch(|scratch| {
-        let doc = Html::parse_fragment(&depth::cap_nesting(html));
-        let mut lines = Lines::new(&mut scratch.buffers, html.len() / 2);
-        Walk::new(opts, &mut lines).run(&doc, &mut scratch.frames);
-        lines.finish()
+        let mut input = std::mem::take(&mut scratch.input);
+        prepare::prepare(html, &mut input, &mut scratch.open);
+        let text = convert(&input, opts, scratch);
+        scratch.input = input;
+        text
     })
+}
+
+/// Parse and walk, without `prepare`.
+fn convert(html: &str, opts: &TextOptions, scratch: &mut Scratch) -> String {
+    let doc = Html::parse_fragment(html);
+    let mut lines = Lines::new(&mut scratch.buffers, html.len() / 2);
+    Walk::new(opts, &mut lines).run(&doc, &mut scratch.frames);
+    lines.finish()
 }
 
 /// contentType "text": used as is, normalised the same way as HTML text (whitespace collapsed
@@ -89,6 +98,10 @@ pub fn plain_to_text(text: &str) -> String {
 /// allocates for its tree.
 #[derive(Default)]
 struct Scratch {
+    /// The input with dead weight removed (see `prepare`).
+    input: String,
+    /// The element stack `prepare` models.
+    open: prepare::OpenElements,
     buffers: Buffers,
     frames: Frames,
 }
@@ -102,8 +115,12 @@ fn with_scratch(f: impl FnOnce(&mut Scratch) -> String) -> String {
         Ok(mut scratch) => {
             let out = f(&mut scratch);
             scratch.buffers.trim();
-            if scratch.frames.capacity() > 4096 {
+            if scratch.input.capacity() > 1 << 20 {
+                scratch.input = String::new();
+            }
+            if scratch.frames.capacity() > 4096 || scratch.open.capacity() > 4096 {
                 scratch.frames = Frames::new();
+                scratch.open = prepare::OpenElements::new();
             }
             out
         }
