@@ -21,10 +21,16 @@
 //!
 //! Any input is accepted: the work is linear in the input and no recursion follows its
 //! nesting depth.
+//!
+//! The way through, one module each: `prepare` (strip what the walk never reads, cap the
+//! nesting; `tags` has the tokenizer rules it needs) → scraper's parse → `walk` (what each
+//! element is) → `lines` (spacing, blank lines, list and table layout; `tidy` closes the
+//! holes left by dropped mentions) → NFC. `chars` has the character classes.
 
 mod chars;
 mod lines;
 mod prepare;
+mod tags;
 mod tidy;
 mod walk;
 

@@ -10,13 +10,18 @@
 //!   tag past it becomes a `<br>` if it is a block (its content still gets its own line) and
 //!   nothing otherwise, and its end tag likewise.
 //!
-//! Tags are found by the HTML tokenizer's own rules for tag names and attributes (spec
-//! §13.2.5.6–.40), so a tag ends exactly where html5ever ends it and a kept attribute is
-//! copied byte for byte. Comments, raw-text elements (`<script>`, `<style>`, `<xmp>`, …) and
+//! Tags are found by the HTML tokenizer's own rules for tag names and attributes (see
+//! `tags`), so a tag ends exactly where html5ever ends it and a kept attribute is copied
+//! byte for byte. Comments, raw-text elements (`<script>`, `<style>`, `<xmp>`, …) and
 //! `<plaintext>` are copied untouched. Where this scan could still differ from the parser
 //! (script escapes, CDATA in SVG), the content is dropped by the walk in any case. The
 //! depth model (implied ends of `p`, `li`, cells) is approximate: where it misjudges, all
 //! that changes is where a line breaks in absurdly deep input.
+
+use super::tags::{
+    self, bogus_end, Name, Tag, BLOCK, CELL, DD_DT, FOREIGN, FORMATTING, LI, OPTION, P, SELECT, TR,
+    VOID,
+};
 
 /// Deepest element nesting passed to the parser.
 pub(super) const MAX_DEPTH: usize = 256;
@@ -62,19 +67,6 @@ struct Prepare<'a, 'o> {
     attrs: [(usize, usize); KEPT.len()],
 }
 
-/// A tag as the tokenizer reads it.
-struct Tag {
-    name: (usize, usize),
-    packed: Name,
-    /// Flags of the name (see `kind`).
-    kind: u16,
-    end: usize,
-    self_closing: bool,
-    /// Whether any attribute is dropped (else the tag is copied as it is).
-    dropped: bool,
-    kept: usize,
-}
-
 impl Prepare<'_, '_> {
     fn run(mut self) {
         let mut i = 0;
@@ -106,6 +98,22 @@ impl Prepare<'_, '_> {
         }
     }
 
+    /// Reads the tag whose name starts at `start`, noting its kept attributes in `attrs`.
+    fn tag(&mut self, start: usize) -> Tag {
+        let (src, attrs) = (self.src, &mut self.attrs);
+        let mut kept = 0;
+        tags::read(src, start, |name, end| {
+            let name_bytes = &src.as_bytes()[name.0..name.1];
+            let keep =
+                kept < attrs.len() && KEPT.iter().any(|k| name_bytes.eq_ignore_ascii_case(k));
+            if keep {
+                attrs[kept] = (name.0, end);
+                kept += 1;
+            }
+            keep
+        })
+    }
+
     fn bytes(&self) -> &[u8] {
         self.src.as_bytes()
     }
@@ -114,7 +122,7 @@ impl Prepare<'_, '_> {
     fn markup(&mut self, lt: usize) -> usize {
         let b = self.bytes();
         match (b.get(lt + 1), b.get(lt + 2)) {
-            (Some(b'!'), _) => self.comment_end(lt),
+            (Some(b'!'), _) => tags::comment_end(self.src, lt),
             (Some(b'?'), _) => bogus_end(b, lt),
             (Some(b'/'), Some(c)) if c.is_ascii_alphabetic() => {
                 let tag = self.tag(lt + 2);
@@ -127,7 +135,7 @@ impl Prepare<'_, '_> {
             (Some(c), _) if c.is_ascii_alphabetic() => {
                 let tag = self.tag(lt + 1);
                 self.start_tag(lt, &tag);
-                self.raw_text_end(&tag)
+                tags::raw_text_end(self.src, &tag)
             }
             _ => lt + 1,
         }
@@ -217,236 +225,6 @@ impl Prepare<'_, '_> {
         self.out
             .push_str(if tag.self_closing { " />" } else { ">" });
         self.copied = tag.end;
-    }
-
-    /// Reads a tag whose name starts at `start`, by the tokenizer's states from tag name to
-    /// the closing `>`. `end` is past the input if the input ends inside the tag.
-    fn tag(&mut self, start: usize) -> Tag {
-        let b = self.src.as_bytes();
-        let name_end = skip(b, start, |c| !is_space(c) && c != b'/' && c != b'>');
-        let packed = Name::new(&b[start..name_end]);
-        let mut tag = Tag {
-            name: (start, name_end),
-            packed,
-            kind: kind(packed),
-            end: usize::MAX,
-            self_closing: false,
-            dropped: false,
-            kept: 0,
-        };
-        let mut i = name_end;
-        loop {
-            // Before attribute name.
-            i = skip(b, i, is_space);
-            match b.get(i) {
-                None => return tag,
-                Some(b'>') => {
-                    tag.end = i + 1;
-                    return tag;
-                }
-                Some(b'/') => {
-                    if b.get(i + 1) == Some(&b'>') {
-                        tag.end = i + 2;
-                        tag.self_closing = true;
-                        return tag;
-                    }
-                    i += 1;
-                    continue;
-                }
-                Some(_) => {}
-            }
-            let attr_start = i;
-            // Attribute name: its first character may be `=` (a parse error, kept as name).
-            let name_end = skip(b, i + 1, |c| {
-                !is_space(c) && !matches!(c, b'/' | b'>' | b'=')
-            });
-            i = skip(b, name_end, is_space);
-            let attr_end = if b.get(i) == Some(&b'=') {
-                i = value_end(self.src, skip(b, i + 1, is_space));
-                i
-            } else {
-                name_end
-            };
-            self.attribute(&mut tag, (attr_start, name_end), attr_end.min(b.len()));
-            if attr_end > b.len() {
-                return tag;
-            }
-        }
-    }
-
-    fn attribute(&mut self, tag: &mut Tag, name: (usize, usize), end: usize) {
-        let name_bytes = &self.src.as_bytes()[name.0..name.1];
-        let kept = KEPT.iter().any(|k| name_bytes.eq_ignore_ascii_case(k));
-        if kept && tag.kept < self.attrs.len() {
-            self.attrs[tag.kept] = (name.0, end);
-            tag.kept += 1;
-        } else {
-            tag.dropped = true;
-        }
-    }
-
-    /// Past a comment (`<!--…-->`), or a doctype / CDATA / bogus comment (`<!…>`).
-    fn comment_end(&self, lt: usize) -> usize {
-        let b = self.bytes();
-        if !b[lt..].starts_with(b"<!--") {
-            return bogus_end(b, lt);
-        }
-        let body = lt + 4;
-        // `<!-->` and `<!--->` are complete (empty) comments.
-        for close in [&b">"[..], b"->"] {
-            if b[body..].starts_with(close) {
-                return body + close.len();
-            }
-        }
-        let mut i = body;
-        while let Some(offset) = self.src[i..].find("--") {
-            let dashes = i + offset + 2;
-            if b[dashes..].starts_with(b">") {
-                return dashes + 1;
-            }
-            if b[dashes..].starts_with(b"!>") {
-                return dashes + 2;
-            }
-            i = dashes - 1;
-        }
-        b.len()
-    }
-
-    /// Where markup resumes after a start tag: at the end tag of a raw-text element.
-    fn raw_text_end(&self, tag: &Tag) -> usize {
-        let b = self.bytes();
-        let from = tag.end.min(b.len());
-        let name = &b[tag.name.0..tag.name.1];
-        let kind = tag.kind;
-        if kind & PLAINTEXT != 0 {
-            return b.len();
-        }
-        // Inside SVG/MathML these are ordinary elements, unless a tag broke out of foreign
-        // content first; copying them untouched is right in both cases.
-        if kind & RAW == 0 {
-            return from;
-        }
-        let mut i = from;
-        while let Some(offset) = self.src[i..].find("</") {
-            let lt = i + offset;
-            let after = lt + 2 + name.len();
-            let candidate = &b[lt + 2..after.min(b.len())];
-            if candidate.eq_ignore_ascii_case(name)
-                && b.get(after)
-                    .is_none_or(|&c| is_space(c) || c == b'/' || c == b'>')
-            {
-                return lt;
-            }
-            i = lt + 2;
-        }
-        b.len()
-    }
-}
-
-/// Past an attribute value starting at `i` (quoted, or unquoted up to a space or `>`).
-fn value_end(src: &str, i: usize) -> usize {
-    let b = src.as_bytes();
-    match b.get(i) {
-        // URLs run to hundreds of bytes: `find` goes through `memchr`.
-        Some(&q @ (b'"' | b'\'')) => src[i + 1..]
-            .find(char::from(q))
-            .map_or(usize::MAX, |p| i + p + 2),
-        _ => skip(b, i, |c| !is_space(c) && c != b'>'),
-    }
-}
-
-/// Past a bogus comment, which ends at the first `>`.
-fn bogus_end(b: &[u8], lt: usize) -> usize {
-    b[lt..]
-        .iter()
-        .position(|&c| c == b'>')
-        .map_or(b.len(), |p| lt + p + 1)
-}
-
-fn skip(b: &[u8], i: usize, keep_going: impl Fn(u8) -> bool) -> usize {
-    let start = i.min(b.len());
-    start
-        + b[start..]
-            .iter()
-            .position(|&c| !keep_going(c))
-            .unwrap_or(b.len() - start)
-}
-
-/// The tokenizer's whitespace (`\r` is a newline by then).
-fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0C')
-}
-
-/// An element name compared without case: up to 15 bytes and the length, packed in one
-/// integer. Case is folded by setting bit 5 of every byte, which lowercases ASCII letters and
-/// leaves digits alone; a few odd bytes fold onto others (`\x11` onto `1`), and names longer
-/// than 15 bytes compare by their start. Both only blur the scan's rough depth model, or make
-/// it copy something untouched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Name(u128);
-
-impl Name {
-    const fn new(bytes: &[u8]) -> Self {
-        let len = if bytes.len() < 15 { bytes.len() } else { 15 };
-        let mut packed = [0u8; 16];
-        packed[0] = if bytes.len() < 255 {
-            bytes.len() as u8
-        } else {
-            255
-        };
-        let mut i = 0;
-        while i < len {
-            packed[i + 1] = bytes[i] | 0x20;
-            i += 1;
-        }
-        Name(u128::from_le_bytes(packed))
-    }
-}
-
-// What an element is to the scan, as bit flags.
-const VOID: u16 = 1;
-/// Starts a line in the text output (see `walk`): a flattened one becomes a `<br>`.
-const BLOCK: u16 = 1 << 1;
-const FORMATTING: u16 = 1 << 2;
-const FOREIGN: u16 = 1 << 3;
-const SELECT: u16 = 1 << 4;
-/// Raw text or RCDATA: no markup inside until its end tag (`noscript` too: scraper parses
-/// with scripting enabled).
-const RAW: u16 = 1 << 5;
-const PLAINTEXT: u16 = 1 << 6;
-const P: u16 = 1 << 7;
-const LI: u16 = 1 << 8;
-const DD_DT: u16 = 1 << 9;
-const CELL: u16 = 1 << 10;
-const OPTION: u16 = 1 << 11;
-const TR: u16 = 1 << 12;
-
-/// Flags of an element name, case-insensitively (on the folded bytes of its packed form).
-fn kind(name: Name) -> u16 {
-    let packed = name.0.to_le_bytes();
-    let Some(lower) = packed.get(1..=usize::from(packed[0])) else {
-        return 0;
-    };
-    match lower {
-        b"br" | b"img" | b"hr" | b"input" | b"meta" | b"link" | b"wbr" | b"area" | b"base"
-        | b"col" | b"embed" | b"param" | b"source" | b"track" | b"keygen" | b"image" => VOID,
-        b"p" => BLOCK | P,
-        b"li" => BLOCK | LI,
-        b"dd" | b"dt" => BLOCK | DD_DT,
-        b"td" | b"th" => BLOCK | CELL,
-        b"tr" => BLOCK | TR,
-        b"div" | b"ul" | b"ol" | b"table" | b"blockquote" | b"pre" | b"h1" | b"h2" | b"h3"
-        | b"h4" | b"h5" | b"h6" | b"section" | b"article" | b"header" | b"footer" | b"dl"
-        | b"codeblock" | b"tbody" | b"thead" | b"form" => BLOCK,
-        b"a" | b"b" | b"big" | b"code" | b"em" | b"font" | b"i" | b"nobr" | b"s" | b"small"
-        | b"strike" | b"strong" | b"tt" | b"u" => FORMATTING,
-        b"svg" | b"math" => FOREIGN,
-        b"select" => SELECT,
-        b"option" => OPTION,
-        b"script" | b"style" | b"textarea" | b"title" | b"xmp" | b"iframe" | b"noembed"
-        | b"noframes" | b"noscript" => RAW,
-        b"plaintext" => PLAINTEXT,
-        _ => 0,
     }
 }
 
