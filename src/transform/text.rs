@@ -21,10 +21,16 @@
 //!
 //! Any input is accepted: the work is linear in the input and no recursion follows its
 //! nesting depth.
+//!
+//! The way through, one module each: `prepare` (strip what the walk never reads, cap the
+//! nesting; `tags` has the tokenizer rules it needs) → scraper's parse → `walk` (what each
+//! element is) → `lines` (spacing, blank lines, list and table layout; `tidy` closes the
+//! holes left by dropped mentions) → NFC. `chars` has the character classes.
 
 mod chars;
-mod depth;
 mod lines;
+mod prepare;
+mod tags;
 mod tidy;
 mod walk;
 
@@ -51,11 +57,20 @@ pub struct TextOptions {
 /// image, a card, a system event).
 pub fn html_to_text(html: &str, opts: &TextOptions) -> String {
     with_scratch(|scratch| {
-        let doc = Html::parse_fragment(&depth::cap_nesting(html));
-        let mut lines = Lines::new(&mut scratch.buffers, html.len() / 2);
-        Walk::new(opts, &mut lines).run(&doc, &mut scratch.frames);
-        lines.finish()
+        let mut input = std::mem::take(&mut scratch.input);
+        prepare::prepare(html, &mut input, &mut scratch.open);
+        let text = convert(&input, opts, scratch);
+        scratch.input = input;
+        text
     })
+}
+
+/// Parse and walk, without `prepare`.
+fn convert(html: &str, opts: &TextOptions, scratch: &mut Scratch) -> String {
+    let doc = Html::parse_fragment(html);
+    let mut lines = Lines::new(&mut scratch.buffers, html.len() / 2);
+    Walk::new(opts, &mut lines).run(&doc, &mut scratch.frames);
+    lines.finish()
 }
 
 /// contentType "text": used as is, normalised the same way as HTML text (whitespace collapsed
@@ -89,6 +104,10 @@ pub fn plain_to_text(text: &str) -> String {
 /// allocates for its tree.
 #[derive(Default)]
 struct Scratch {
+    /// The input with dead weight removed (see `prepare`).
+    input: String,
+    /// The element stack `prepare` models.
+    open: prepare::OpenElements,
     buffers: Buffers,
     frames: Frames,
 }
@@ -102,8 +121,12 @@ fn with_scratch(f: impl FnOnce(&mut Scratch) -> String) -> String {
         Ok(mut scratch) => {
             let out = f(&mut scratch);
             scratch.buffers.trim();
-            if scratch.frames.capacity() > 4096 {
+            if scratch.input.capacity() > 1 << 20 {
+                scratch.input = String::new();
+            }
+            if scratch.frames.capacity() > 4096 || scratch.open.capacity() > 4096 {
                 scratch.frames = Frames::new();
+                scratch.open = prepare::OpenElements::new();
             }
             out
         }

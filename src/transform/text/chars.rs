@@ -100,3 +100,18 @@ pub(super) fn closer_of(c: char) -> Option<char> {
         _ => return None,
     })
 }
+
+/// Characters that NFC leaves alone whatever surrounds them: starters (combining class 0)
+/// that nothing composes with (below U+0300, Cyrillic letters, kana, CJK ideographs, Hangul
+/// syllables). Text made only of these needs no normalisation check, which is most text.
+pub(super) fn is_stable_starter(c: char) -> bool {
+    matches!(c,
+        '\0'..='\u{2FF}'
+        | '\u{400}'..='\u{482}'
+        | '\u{48A}'..='\u{52F}'
+        | '\u{3041}'..='\u{3096}'
+        | '\u{30A1}'..='\u{30FA}'
+        | '\u{4E00}'..='\u{9FFF}'
+        | '\u{AC00}'..='\u{D7A3}'
+    )
+}

@@ -5,7 +5,7 @@
 //! whitespace collapsed within a line, line-edge spaces trimmed, at most one blank line in a
 //! row, none at the start or end, list prefixes, and table cells kept on their row.
 
-use super::chars::{classify, Class};
+use super::chars::{classify, is_stable_starter, Class};
 use super::tidy::{close_holes, Hole, HoleKind};
 
 /// Buffers reused from one message to the next; only the finished text is allocated anew.
@@ -59,6 +59,8 @@ pub(super) struct Lines<'b> {
     skip_newline: bool,
     /// Line length where the last kept mention ended, to keep two adjacent ones apart.
     mention_end: Option<usize>,
+    /// A character came by that NFC might change (see `is_stable_starter`).
+    check_nfc: bool,
 }
 
 impl<'b> Lines<'b> {
@@ -76,14 +78,31 @@ impl<'b> Lines<'b> {
             cell_depth: 0,
             skip_newline: false,
             mention_end: None,
+            check_nfc: false,
         }
     }
 
     /// Ordinary text: whitespace runs collapse to one space.
     pub(super) fn text(&mut self, s: &str) {
-        for c in s.chars() {
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            // Runs of printable ASCII, most of any message, go in as one slice.
+            let run = bytes[i..]
+                .iter()
+                .take_while(|b| matches!(b, b'!'..=b'~'))
+                .count();
+            if run > 0 {
+                self.push_str(&s[i..i + run]);
+                i += run;
+                continue;
+            }
+            let Some(c) = s[i..].chars().next() else {
+                break;
+            };
+            i += c.len_utf8();
             match classify(c) {
-                Class::Keep => self.push(c),
+                Class::Keep => self.push_char(c),
                 Class::Space => self.pending_space = true,
                 Class::HardSpace => {
                     self.pending_space = true;
@@ -106,7 +125,7 @@ impl<'b> Lines<'b> {
                 ('\r', _) => {}
                 (' ' | '\t', _) => self.push_verbatim(c),
                 (_, Class::Space | Class::HardSpace) => self.push_verbatim(' '),
-                (_, Class::Keep) => self.push(c),
+                (_, Class::Keep) => self.push_char(c),
                 (_, Class::Drop) => {}
             }
         }
@@ -117,13 +136,18 @@ impl<'b> Lines<'b> {
         self.skip_newline = true;
     }
 
-    fn push(&mut self, c: char) {
+    fn push_char(&mut self, c: char) {
+        self.check_nfc |= !is_stable_starter(c);
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
+
+    fn push_str(&mut self, s: &str) {
         let line = &mut self.buf.line;
         if self.pending_space && !line.is_empty() && !line.ends_with('\t') {
             line.push(' ');
         }
         self.pending_space = false;
-        line.push(c);
+        line.push_str(s);
     }
 
     fn push_verbatim(&mut self, c: char) {
@@ -281,7 +305,11 @@ impl<'b> Lines<'b> {
     /// The text, trimmed and NFC-normalised.
     pub(super) fn finish(mut self) -> String {
         self.end_line(false);
-        super::nfc(self.out)
+        if self.check_nfc {
+            super::nfc(self.out)
+        } else {
+            self.out
+        }
     }
 }
 
