@@ -1,11 +1,13 @@
 //! Progress of a running crawl: shared atomic counters the crawl bumps, and a reporter task
-//! that logs them every 30 s (DESIGN.md: "periodic progress lines").
+//! that shows them — an `indicatif` bar on a terminal (channels done / total, documents,
+//! request rate, time waited on throttling), a log line every 30 s otherwise (DESIGN.md:
+//! "periodic progress lines"). `--quiet` shows neither.
 //!
-//! The same periodic line is written on a terminal too: the text log format is readable
-//! there, and a redrawn bar would fight the log lines that share stderr. The counters are
-//! relaxed atomics: each is read on its own for a log line, nothing synchronises through
-//! them. `TEAMS_CONNECTOR_PROGRESS_INTERVAL` (a duration like `200ms`; undocumented, for
-//! tests) changes the interval.
+//! Log lines share stderr with the bar: the log writer ([`write_stderr`]) suspends the bar
+//! while it writes, so lines never tear through it. The counters are relaxed atomics: each
+//! is read on its own, nothing synchronises through them.
+//! `TEAMS_CONNECTOR_PROGRESS_INTERVAL` (a duration like `200ms`; undocumented, for tests)
+//! changes the interval of the log line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -88,16 +90,71 @@ impl Snapshot {
     }
 }
 
+/// The bar while one is shown; the log writer suspends it. A std `Mutex`: held only to
+/// clone the handle or swap it, never across an await.
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Writes a log line to stderr, with the progress bar (if any) out of the way.
+pub fn write_stderr(buf: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let bar = BAR.lock().ok().and_then(|b| b.clone());
+    match bar {
+        Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf)),
+        None => std::io::stderr().write_all(buf),
+    }
+}
+
 /// The reporter task; it stops when this is dropped (the end of the run), so no line can
 /// follow the run summary.
 pub struct Reporter {
     task: tokio::task::JoinHandle<()>,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Reporter {
-    /// Logs a progress line every interval (30 s, or `TEAMS_CONNECTOR_PROGRESS_INTERVAL`).
+    /// A bar when stderr is a terminal, else a progress line every interval (30 s, or
+    /// `TEAMS_CONNECTOR_PROGRESS_INTERVAL`); nothing when progress is filtered out
+    /// (`--quiet`).
     pub fn start(progress: Arc<Progress>) -> Reporter {
+        use std::io::IsTerminal;
+        if tracing::enabled!(target: "progress", tracing::Level::INFO)
+            && std::io::stderr().is_terminal()
+        {
+            return Self::bar(progress);
+        }
         Self::start_with(progress, interval_from_env(), |s| s.log())
+    }
+
+    fn bar(progress: Arc<Progress>) -> Reporter {
+        let bar = indicatif::ProgressBar::new(0);
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} channels {pos}/{len} {wide_bar} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        if let Ok(mut b) = BAR.lock() {
+            *b = Some(bar.clone());
+        }
+        let shown = bar.clone();
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                ticks.tick().await;
+                let s = progress.snapshot();
+                let waited = Counters::get(&progress.counters.throttle_wait_ms) / 1000;
+                let rate = s.requests as f64 / progress.started.elapsed().as_secs_f64().max(0.001);
+                shown.set_length(s.channels_total);
+                shown.set_position(s.channels_finished);
+                shown.set_message(format!(
+                    "{} documents · {rate:.1} req/s · {waited} s throttled",
+                    s.documents_forwarded
+                ));
+            }
+        });
+        Reporter {
+            task,
+            bar: Some(bar),
+        }
     }
 
     /// The reporter with its interval and output given, for tests.
@@ -114,13 +171,19 @@ impl Reporter {
                 emit(&progress.snapshot());
             }
         });
-        Reporter { task }
+        Reporter { task, bar: None }
     }
 }
 
 impl Drop for Reporter {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+            if let Ok(mut b) = BAR.lock() {
+                *b = None;
+            }
+        }
     }
 }
 

@@ -24,7 +24,7 @@ pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogWriter);
     let _ = if json {
         builder
             .json()
@@ -34,4 +34,17 @@ pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) {
     } else {
         builder.with_target(false).try_init()
     };
+}
+
+/// stderr, by way of [`crate::progress::write_stderr`] so log lines step around the bar.
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::progress::write_stderr(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }

@@ -444,3 +444,42 @@ async fn a_progress_line_is_logged_while_a_run_is_in_flight() {
         "nothing after the summary"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_progress_is_a_bar() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("`script` (util-linux) is not installed: no pseudo-terminal to test the bar in");
+        return;
+    }
+    let h = crate::util::Harness::new(teams_connector::emulator::TenantSpec::default()).await;
+    h.emu.set_latency(std::time::Duration::from_millis(40));
+    h.write_config();
+    let command = format!(
+        "{} --config {} run",
+        env!("CARGO_BIN_EXE_teams-connector"),
+        h.config_path().display()
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qfec", &command, "/dev/null"])
+        .env_clear()
+        .envs(&h.env);
+    cmd.env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "xterm");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(
+        screen.contains("channels ") && screen.contains("documents"),
+        "no bar drawn: {screen}"
+    );
+    assert!(
+        screen.contains("Run finished."),
+        "the summary still prints: {screen}"
+    );
+}
