@@ -8,3 +8,4 @@ mod cli;
 mod config;
 mod delivery;
 mod pipeline;
+mod throttle;

@@ -7,8 +7,9 @@
 //!   channels, messages) and its ground truth; [`mutate`]: changes between crawls.
 //! - [`identity`]: the token endpoint and the issued-token store.
 //! - [`graph`]/[`delta`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
-//! - [`server`]: serving, shutdown, the route table and request counting; [`sink`]: the
-//!   ingest sink; [`foreground`]: the CLI's `emulator` command.
+//! - [`server`]: serving, shutdown, the route table, request counting and `/_emulator/stats`;
+//!   [`limits`]: Graph's rate limits on the message routes and the Retry-After accounting;
+//!   [`sink`]: the ingest sink; [`foreground`]: the CLI's `emulator` command.
 //!
 //! All state sits behind one `std::sync::Mutex`: handlers hold it only while computing a
 //! response (never across an await), and the tenant is small, so contention does not matter.
@@ -21,6 +22,7 @@ mod faults;
 mod foreground;
 mod graph;
 mod identity;
+mod limits;
 mod links;
 mod messages;
 mod mutate;
@@ -42,7 +44,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use faults::Fault;
-pub use foreground::run_foreground;
+pub use foreground::{run_foreground, Foreground};
+pub use limits::{max_in_window, Limits};
 pub use sink::{ReceivedBatch, Sink};
 pub use truth::{Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
 
@@ -102,7 +105,7 @@ impl Default for EmulatorOptions {
 }
 
 /// Request counters.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct EmulatorStats {
     /// All HTTP requests.
     pub requests: u64,
@@ -114,6 +117,40 @@ pub struct EmulatorStats {
     pub unauthorized: u64,
     /// Graph requests answered with an injected 429/5xx (see [`Emulator::throttle_next`]).
     pub throttled: u64,
+    /// Requests of the message routes (delta, messages, replies), whatever the answer.
+    pub message_requests: u64,
+    /// Message-route requests answered 429 by the limits of [`Emulator::set_limits`].
+    pub limited: u64,
+    /// The same 429s by the scope that ran dry ("tenant", "channel", "user"; a request can
+    /// count under more than one).
+    pub limited_by_scope: BTreeMap<String, u64>,
+    /// Requests that arrived before the Retry-After advertised for their scope had ended
+    /// (each counted once however many scopes it violated).
+    pub violations: u64,
+    pub violations_by_scope: BTreeMap<String, u64>,
+}
+
+impl EmulatorStats {
+    fn record(&mut self, v: &limits::Verdict) {
+        if !v.violated.is_empty() {
+            self.violations += 1;
+        }
+        for kind in &v.violated {
+            *self
+                .violations_by_scope
+                .entry(kind.name().to_owned())
+                .or_default() += 1;
+        }
+        if let Some((_, dry)) = &v.rejected {
+            self.limited += 1;
+            for kind in dry {
+                *self
+                    .limited_by_scope
+                    .entry(kind.name().to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
 }
 
 /// Everything that changes while serving.
@@ -125,6 +162,9 @@ pub(crate) struct World {
     pub throttle: Option<graph::Throttle>,
     /// Injected bad answers (see [`Emulator::inject`]).
     pub faults: Vec<faults::Pending>,
+    pub limiter: limits::Limiter,
+    /// Arrival of every message-route request, as an offset from the start.
+    pub arrivals: Vec<Duration>,
 }
 
 impl World {
@@ -150,6 +190,8 @@ pub(crate) struct Shared {
     inline_replies: AtomicUsize,
     /// Added to every Graph and token request, in microseconds (tests of slow tenants).
     latency_us: std::sync::atomic::AtomicU64,
+    /// When the server started: arrivals are recorded as offsets from it.
+    pub started: std::time::Instant,
 }
 
 impl Shared {
@@ -194,12 +236,15 @@ impl Emulator {
                 stats: EmulatorStats::default(),
                 throttle: None,
                 faults: Vec::new(),
+                limiter: limits::Limiter::default(),
+                arrivals: Vec::new(),
             }),
             base: format!("http://{local}"),
             opts,
             links: links::Tokens::new(spec.seed),
             inline_replies: AtomicUsize::new(1000),
             latency_us: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
         });
         let guard = server::serve(listener, server::router(shared.clone()));
         Ok(Emulator {
@@ -295,6 +340,20 @@ impl Emulator {
         self.shared
             .latency_us
             .store(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Enforces Graph's rate limits on the message routes (delta, messages, replies) from now
+    /// on, with full buckets; `Limits::default()` lifts them. Over a limit the answer is 429
+    /// with `throttled-429-response.json` and `Retry-After` (decimal seconds) = when the
+    /// scope that ran dry has a token again.
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.lock().limiter.set(limits);
+    }
+
+    /// Arrival of every message-route request so far, as an offset from the start, in
+    /// arrival order (see [`max_in_window`]).
+    pub fn arrivals(&self) -> Vec<Duration> {
+        self.shared.lock().arrivals.clone()
     }
 
     pub fn set_inline_replies_limit(&self, n: usize) {
