@@ -311,9 +311,8 @@ impl Emulator {
             .flat_map(|u| u.mail.iter().cloned().chain([u.upn.clone()]));
         let mut out: Vec<String> = w
             .tenant
-            .markers
-            .iter()
-            .cloned()
+            .all_markers()
+            .into_iter()
             .chain(people)
             .chain(w.auth.issued.iter().cloned())
             .collect();
