@@ -92,6 +92,7 @@ fn instructions(emulator: &Emulator, sink: &Sink, spec: &TenantSpec, ingest_toke
     format!(
         "Graph emulator: {url} (tenant {tenant}, seed {seed}: {teams} teams x {channels} channels x {messages} roots)\n\
          Ingest sink:    {sink}\n\
+         Counters:       {url}/_emulator/stats\n\
          \n\
          # connector.toml\n\
          [microsoft]\n\

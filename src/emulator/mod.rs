@@ -128,6 +128,9 @@ pub struct EmulatorStats {
     /// (each counted once however many scopes it violated).
     pub violations: u64,
     pub violations_by_scope: BTreeMap<String, u64>,
+    /// Delta rounds that opened with an empty page and a nextLink: requests no client can
+    /// save, for a benchmark's minimum.
+    pub delta_empty_openers: u64,
 }
 
 impl EmulatorStats {
@@ -192,6 +195,16 @@ pub(crate) struct Shared {
     latency_us: std::sync::atomic::AtomicU64,
     /// When the server started: arrivals are recorded as offsets from it.
     pub started: std::time::Instant,
+    /// See [`EmulatorStats::delta_empty_openers`] (counted where only `&Shared` is at hand).
+    pub delta_empty_openers: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn stats(&self) -> EmulatorStats {
+        let mut s = self.lock().stats.clone();
+        s.delta_empty_openers = self.delta_empty_openers.load(Ordering::Relaxed);
+        s
+    }
 }
 
 impl Shared {
@@ -245,6 +258,7 @@ impl Emulator {
             inline_replies: AtomicUsize::new(1000),
             latency_us: std::sync::atomic::AtomicU64::new(0),
             started: std::time::Instant::now(),
+            delta_empty_openers: std::sync::atomic::AtomicU64::new(0),
         });
         let guard = server::serve(listener, server::router(shared.clone()));
         Ok(Emulator {
@@ -297,7 +311,7 @@ impl Emulator {
     }
 
     pub fn stats(&self) -> EmulatorStats {
-        self.shared.lock().stats.clone()
+        self.shared.stats()
     }
 
     /// Every text marker, mail and UPN of the tenant and every token issued so far.

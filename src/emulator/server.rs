@@ -129,8 +129,8 @@ pub(crate) fn route_of(path: &str) -> Option<&'static str> {
 async fn stats(State(app): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
     let p = graph::Params::parse(q);
     let with_arrivals = p.get("arrivals").is_some_and(|v| v != "0");
+    let mut v = serde_json::to_value(app.stats()).unwrap_or_default();
     let w = app.lock();
-    let mut v = serde_json::to_value(&w.stats).unwrap_or_default();
     v["elapsed_ms"] = serde_json::json!(app.started.elapsed().as_secs_f64() * 1e3);
     if with_arrivals {
         let ms: Vec<f64> = w.arrivals.iter().map(|d| d.as_secs_f64() * 1e3).collect();
