@@ -151,4 +151,35 @@ pub struct EmulatorArgs {
     /// Bearer token the sink requires.
     #[arg(long, default_value = "emulator-ingest-token")]
     pub ingest_token: String,
+    /// Root creation times spread over this many days before the start.
+    #[arg(long, default_value_t = 20)]
+    pub history_days: u32,
+    /// Added to every Graph and token request, e.g. 50ms.
+    #[arg(long, value_name = "DURATION", default_value = "0ms")]
+    pub latency: String,
+    /// Requests/s per tenant on the message routes (Graph: 20); over it: 429 + Retry-After.
+    #[arg(long, value_name = "RPS")]
+    pub tenant_rps: Option<f64>,
+    /// Tenant bucket size; default: one second's worth.
+    #[arg(long, value_name = "N")]
+    pub tenant_burst: Option<f64>,
+    /// Requests/s per channel on the message routes (Graph: 1).
+    #[arg(long, value_name = "RPS")]
+    pub channel_rps: Option<f64>,
+    /// Channel bucket size; default: one second's worth.
+    #[arg(long, value_name = "N")]
+    pub channel_burst: Option<f64>,
+    /// Requests/s per user (of the access token) on the message routes.
+    #[arg(long, value_name = "RPS")]
+    pub user_rps: Option<f64>,
+    /// User bucket size; default: one second's worth.
+    #[arg(long, value_name = "N")]
+    pub user_burst: Option<f64>,
+    /// Do not log a line per batch the sink accepts.
+    #[arg(long)]
+    pub quiet_batches: bool,
+    /// Print the connection details (URLs, tenant, client id, tokens) as one JSON line on
+    /// stdout instead of the instructions, for programs such as the benchmark.
+    #[arg(long)]
+    pub print_json: bool,
 }

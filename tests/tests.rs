@@ -14,3 +14,4 @@ mod ops;
 mod pipeline;
 mod retries;
 mod text;
+mod throttle;

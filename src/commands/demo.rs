@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::cli::EmulatorArgs;
-use crate::config::Config;
-use crate::emulator::{self, Emulator, EmulatorOptions, Sink, TenantSpec};
+use crate::config::{parse_duration, Config};
+use crate::emulator::{self, Emulator, EmulatorOptions, Foreground, Limits, Sink, TenantSpec};
 use crate::exit::{Code, Fatal, Result};
 use crate::shutdown::Shutdown;
 use crate::sync::{self, RunOptions};
@@ -21,16 +21,50 @@ pub async fn emulator(args: EmulatorArgs, shutdown: Shutdown) -> Result<Code> {
         messages_per_channel: args.messages,
         max_replies: args.replies,
         users: args.users,
-        ..TenantSpec::default()
+        history_days: args.history_days,
     };
-    let sink_port = args.sink_port.unwrap_or(args.port.saturating_add(1));
+    let latency =
+        parse_duration(&args.latency).map_err(|e| Fatal::usage(format!("--latency {e}")))?;
+    let limits = Limits {
+        tenant_rps: positive("--tenant-rps", args.tenant_rps)?,
+        tenant_burst: positive("--tenant-burst", args.tenant_burst)?,
+        channel_rps: positive("--channel-rps", args.channel_rps)?,
+        channel_burst: positive("--channel-burst", args.channel_burst)?,
+        user_rps: positive("--user-rps", args.user_rps)?,
+        user_burst: positive("--user-burst", args.user_burst)?,
+    };
+    // Port 0 picks a free port; the sink then gets its own free port too.
+    let sink_port = args.sink_port.unwrap_or(match args.port {
+        0 => 0,
+        p => p.saturating_add(1),
+    });
+    let port = args.port;
+    let foreground = Foreground {
+        spec,
+        opts: EmulatorOptions::default(),
+        port,
+        sink_port,
+        ingest_token: args.ingest_token,
+        latency,
+        limits,
+        quiet_batches: args.quiet_batches,
+        print_json: args.print_json,
+    };
     let stop = shutdown.clone();
-    emulator::run_foreground(spec, EmulatorOptions::default(), args.port, sink_port, args.ingest_token, async move {
-        stop.cancelled().await
-    })
+    emulator::run_foreground(foreground, async move { stop.cancelled().await })
     .await
-    .map_err(|e| Fatal::unavailable(format!("cannot serve on 127.0.0.1:{} / {sink_port}: {e}; pick free ports with --port and --sink-port", args.port)))?;
+    .map_err(|e| Fatal::unavailable(format!("cannot serve on 127.0.0.1:{port} / {sink_port}: {e}; pick free ports with --port and --sink-port")))?;
     Ok(Code::Ok)
+}
+
+/// A rate or burst flag must be a positive number.
+fn positive(flag: &str, v: Option<f64>) -> Result<Option<f64>> {
+    match v {
+        Some(x) if !(x.is_finite() && x > 0.0) => Err(Fatal::usage(format!(
+            "{flag} must be a positive number of requests, not {x}"
+        ))),
+        v => Ok(v),
+    }
 }
 
 pub async fn demo(shutdown: Shutdown) -> Result<Code> {

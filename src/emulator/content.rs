@@ -3,6 +3,9 @@
 //! a connector must skip (system events, bots, guests, empty bodies, deletions).
 //!
 //! Every decision draws from the caller's [`Rng`], so the same seed gives the same tenant.
+//! The kind of a generated message is drawn when the tenant is built ([`Kind::draw`]); its
+//! content is rendered only when served, from a per-message seed ([`Gen::of_kind`]), so a
+//! tenant of a million messages keeps a few words per message instead of their bodies.
 
 use std::collections::BTreeSet;
 
@@ -58,44 +61,82 @@ pub(crate) struct Place<'a> {
     pub sharepoint_host: &'a str,
 }
 
+/// Where a generated message's text marker comes from.
+pub(crate) enum Markers<'a> {
+    /// Drawn at random, kept unique against the set (mutations).
+    Fresh(&'a mut BTreeSet<String>),
+    /// Fixed by the message's identity (content rendered on demand, see [`marker_for`]).
+    Fixed(String),
+}
+
 /// One generation call's context.
 pub(crate) struct Gen<'a> {
     pub people: &'a People,
     pub place: Place<'a>,
     pub rng: &'a mut Rng,
-    /// Every marker handed out so far (kept unique, reported as sensitive).
-    pub markers: &'a mut BTreeSet<String>,
+    pub markers: Markers<'a>,
 }
 
-/// A freshly generated message: its content and whether it starts out deleted.
-pub(crate) struct Generated {
-    pub content: Content,
-    pub deleted: bool,
+/// What a generated message is, decided when the tenant is built; the content follows from
+/// it and the message's seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    System,
+    Bot,
+    /// Forwardable content that starts out deleted.
+    Deleted,
+    Guest,
+    Empty,
+    Forward,
+}
+
+impl Kind {
+    /// The mix. System events only occur as roots, like in Teams.
+    pub(crate) fn draw(rng: &mut Rng, root: bool, has_guests: bool) -> Kind {
+        match rng.below(100) {
+            0..=3 if root => Kind::System,
+            4..=7 => Kind::Bot,
+            8..=11 => Kind::Deleted,
+            12..=16 if has_guests => Kind::Guest,
+            17..=21 => Kind::Empty,
+            _ => Kind::Forward,
+        }
+    }
+}
+
+/// The unique marker of the generated message that was `age` milliseconds old when the
+/// tenant was generated (ids are unique creation milliseconds, so ages are unique too): an
+/// affine bijection modulo 36^10, spelled in base 36. Mutations draw `mx` markers instead,
+/// so the two never meet.
+pub(crate) fn marker_for(seed: u64, age: i64) -> String {
+    const N: u128 = 3_656_158_440_062_976; // 36^10
+    const A: u128 = 25_214_903_917; // coprime to 2 and 3
+    let x = (age.unsigned_abs() as u128 % N * A + u128::from(seed) * 7_919) % N;
+    let mut digits = [0u8; 10];
+    let mut v = x;
+    for d in digits.iter_mut().rev() {
+        *d = b"abcdefghijklmnopqrstuvwxyz0123456789"[(v % 36) as usize];
+        v /= 36;
+    }
+    format!("mk{}", String::from_utf8_lossy(&digits))
 }
 
 impl Gen<'_> {
-    /// The full mix. System events only occur as roots, like in Teams.
-    pub(crate) fn any(&mut self, root: bool) -> Generated {
-        let roll = self.rng.below(100);
-        let live = |content| Generated {
-            content,
-            deleted: false,
-        };
-        match roll {
-            0..=3 if root => live(self.system_event()),
-            4..=7 => live(self.bot()),
-            8..=11 => Generated {
-                content: self.forward(true),
-                deleted: true,
+    /// The content of a message of `kind` (a deleted one keeps the content it had).
+    pub(crate) fn of_kind(&mut self, kind: Kind) -> Content {
+        match kind {
+            Kind::System => self.system_event(),
+            Kind::Bot => self.bot(),
+            Kind::Deleted | Kind::Forward => self.forward(true),
+            Kind::Guest => match self.pick(&{ self.people }.guests) {
+                Some(guest) => {
+                    let mut c = self.forward_by(guest, false);
+                    c.expected = Expected::Skip(SkipKind::NoMail);
+                    c
+                }
+                None => self.forward(true),
             },
-            12..=16 if !self.people.guests.is_empty() => {
-                let guest = *self.rng.pick(&self.people.guests);
-                let mut c = self.forward_by(guest, false);
-                c.expected = Expected::Skip(SkipKind::NoMail);
-                live(c)
-            }
-            17..=21 => live(self.empty()),
-            _ => live(self.forward(true)),
+            Kind::Empty => self.empty(),
         }
     }
 
@@ -317,11 +358,14 @@ impl Gen<'_> {
     }
 
     fn marker(&mut self) -> String {
-        loop {
-            let m = format!("mk{}", self.rng.alnum(10));
-            if self.markers.insert(m.clone()) {
-                return m;
-            }
+        match &mut self.markers {
+            Markers::Fixed(m) => m.clone(),
+            Markers::Fresh(set) => loop {
+                let m = format!("mx{}", self.rng.alnum(10));
+                if set.insert(m.clone()) {
+                    return m;
+                }
+            },
         }
     }
 

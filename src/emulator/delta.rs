@@ -117,6 +117,8 @@ fn delta_page(app: &Shared, t: &Tenant, team: &Team, ch: &Channel, c: DeltaCurso
     // Real Graph sometimes opens a round with an empty page that still has a nextLink; do it
     // on about every fifth round so clients that stop at an empty page get caught.
     if c.first && mix_str(&format!("{}|{}", c.channel, c.lower)) % 5 == 2 {
+        app.delta_empty_openers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let next = DeltaCursor { first: false, ..c };
         body["@odata.nextLink"] = json!(format!(
             "{base}?$skiptoken={}",

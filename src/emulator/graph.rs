@@ -236,7 +236,7 @@ pub(crate) struct Throttle {
 }
 
 /// The body of `throttled-429-response.json` (or its 503/504 equivalent) with `Retry-After`.
-fn throttled_response(t: &Throttle) -> Response {
+pub(crate) fn throttled_response(t: &Throttle) -> Response {
     let status = StatusCode::from_u16(t.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let code = if t.status == 429 {
         "TooManyRequests"

@@ -30,7 +30,7 @@ pub(crate) fn root_json(
     expand: bool,
     flavor: Flavor,
 ) -> Value {
-    let mut v = render::message(t, team, ch, &m.id, m, flavor);
+    let mut v = render::message(t, team, ch, &m.id(), m, flavor);
     if !expand {
         return v;
     }
@@ -39,19 +39,19 @@ pub(crate) fn root_json(
     let inline: Vec<Value> = newest
         .iter()
         .take(limit)
-        .map(|r| render::message(t, team, ch, &m.id, r, flavor))
+        .map(|r| render::message(t, team, ch, &m.id(), r, flavor))
         .collect();
     v["replies@odata.count"] = json!(m.replies.len());
     if newest.len() > limit {
         let link = Link::Replies {
             channel: ch.id.clone(),
-            root: m.id.clone(),
+            root: m.id(),
             before: newest[limit - 1].created,
             top: 50,
         };
         v["replies@odata.nextLink"] = json!(format!(
             "{}?$skiptoken={}",
-            replies_url(app, team, ch, &m.id),
+            replies_url(app, team, ch, &m.id()),
             app.links.encode(&link)
         ));
     }
@@ -131,7 +131,7 @@ pub(crate) async fn list(
 }
 
 fn find_root<'a>(ch: &'a Channel, id: &str) -> Result<&'a Message, Response> {
-    ch.roots.iter().find(|m| m.id == id).ok_or_else(|| {
+    ch.roots.iter().find(|m| m.id() == id).ok_or_else(|| {
         graph_error(
             axum::http::StatusCode::NOT_FOUND,
             "NotFound",
@@ -180,7 +180,7 @@ pub(crate) async fn replies(
                 root: r,
                 before,
                 top,
-            }) if channel == ch.id && r == root.id => (before, top),
+            }) if channel == ch.id && r == root.id() => (before, top),
             _ => return bad_request("Invalid skip token."),
         },
         None => match p.top(20, 50) {
@@ -198,20 +198,20 @@ pub(crate) async fn replies(
     page.truncate(top);
     let value: Vec<Value> = page
         .iter()
-        .map(|r| render::message(&w.tenant, tm, ch, &root.id, r, Flavor::List))
+        .map(|r| render::message(&w.tenant, tm, ch, &root.id(), r, Flavor::List))
         .collect();
-    let context = format!("{}('{}')/replies", list_context(&app, tm, ch), root.id);
+    let context = format!("{}('{}')/replies", list_context(&app, tm, ch), root.id());
     let mut body = json!({"@odata.context": context, "@odata.count": value.len(), "value": value});
     if let (true, Some(last)) = (more, page.last()) {
         let link = Link::Replies {
             channel: ch.id.clone(),
-            root: root.id.clone(),
+            root: root.id(),
             before: last.created,
             top,
         };
         body["@odata.nextLink"] = json!(format!(
             "{}?$skiptoken={}",
-            replies_url(&app, tm, ch, &root.id),
+            replies_url(&app, tm, ch, &root.id()),
             app.links.encode(&link)
         ));
     }
@@ -230,18 +230,18 @@ pub(crate) async fn reply(
         Ok(x) => x,
         Err(e) => return e,
     };
-    let Some(r) = root.replies.iter().find(|r| r.id == reply) else {
+    let Some(r) = root.replies.iter().find(|r| r.id() == reply) else {
         return graph_error(
             axum::http::StatusCode::NOT_FOUND,
             "NotFound",
             &format!("Message {reply} not found."),
         );
     };
-    let mut v = render::message(&w.tenant, tm, ch, &root.id, r, Flavor::List);
+    let mut v = render::message(&w.tenant, tm, ch, &root.id(), r, Flavor::List);
     v["@odata.context"] = json!(format!(
         "{}('{}')/replies/$entity",
         list_context(&app, tm, ch),
-        root.id
+        root.id()
     ));
     respond(&headers, v)
 }

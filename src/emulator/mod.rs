@@ -8,8 +8,9 @@
 //! - [`identity`]: the token endpoint and the issued-token store; [`device`]: the device-code
 //!   flow (`/devicecode` and its polling grant).
 //! - [`graph`]/[`delta`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
-//! - [`server`]: serving, shutdown, the route table and request counting; [`sink`]: the
-//!   ingest sink; [`foreground`]: the CLI's `emulator` command.
+//! - [`server`]: serving, shutdown, the route table, request counting and `/_emulator/stats`;
+//!   [`limits`]: Graph's rate limits on the message routes and the Retry-After accounting;
+//!   [`sink`]: the ingest sink; [`foreground`]: the CLI's `emulator` command.
 //!
 //! All state sits behind one `std::sync::Mutex`: handlers hold it only while computing a
 //! response (never across an await), and the tenant is small, so contention does not matter.
@@ -23,6 +24,7 @@ mod faults;
 mod foreground;
 mod graph;
 mod identity;
+mod limits;
 mod links;
 mod messages;
 mod mutate;
@@ -45,8 +47,9 @@ use std::time::Duration;
 
 pub use device::{DeviceLogin, DeviceOutcome};
 pub use faults::Fault;
-pub use foreground::run_foreground;
+pub use foreground::{run_foreground, Foreground};
 pub use identity::TokenFailure;
+pub use limits::{max_in_window, Limits};
 pub use sink::{ReceivedBatch, Sink};
 pub use truth::{Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
 
@@ -113,7 +116,7 @@ impl Default for EmulatorOptions {
 }
 
 /// Request counters.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct EmulatorStats {
     /// All HTTP requests.
     pub requests: u64,
@@ -135,6 +138,43 @@ pub struct EmulatorStats {
     pub unauthorized: u64,
     /// Graph requests answered with an injected 429/5xx (see [`Emulator::throttle_next`]).
     pub throttled: u64,
+    /// Requests of the message routes (delta, messages, replies), whatever the answer.
+    pub message_requests: u64,
+    /// Message-route requests answered 429 by the limits of [`Emulator::set_limits`].
+    pub limited: u64,
+    /// The same 429s by the scope that ran dry ("tenant", "channel", "user"; a request can
+    /// count under more than one).
+    pub limited_by_scope: BTreeMap<String, u64>,
+    /// Requests that arrived before the Retry-After advertised for their scope had ended
+    /// (each counted once however many scopes it violated).
+    pub violations: u64,
+    pub violations_by_scope: BTreeMap<String, u64>,
+    /// Delta rounds that opened with an empty page and a nextLink: requests no client can
+    /// save, for a benchmark's minimum.
+    pub delta_empty_openers: u64,
+}
+
+impl EmulatorStats {
+    fn record(&mut self, v: &limits::Verdict) {
+        if !v.violated.is_empty() {
+            self.violations += 1;
+        }
+        for kind in &v.violated {
+            *self
+                .violations_by_scope
+                .entry(kind.name().to_owned())
+                .or_default() += 1;
+        }
+        if let Some((_, dry)) = &v.rejected {
+            self.limited += 1;
+            for kind in dry {
+                *self
+                    .limited_by_scope
+                    .entry(kind.name().to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
 }
 
 /// Everything that changes while serving.
@@ -154,6 +194,9 @@ pub(crate) struct World {
     pub revoke_after: Option<u64>,
     /// Set by [`Emulator::grant_only_scopes`]: the token response's `scope`, whatever was asked.
     pub granted_scopes: Option<String>,
+    pub limiter: limits::Limiter,
+    /// Arrival of every message-route request, as an offset from the start.
+    pub arrivals: Vec<Duration>,
 }
 
 impl World {
@@ -181,6 +224,18 @@ pub(crate) struct Shared {
     latency_us: std::sync::atomic::AtomicU64,
     /// Page size of `GET /teams` when the request gives no `$top`.
     teams_page: AtomicUsize,
+    /// When the server started: arrivals are recorded as offsets from it.
+    pub started: std::time::Instant,
+    /// See [`EmulatorStats::delta_empty_openers`] (counted where only `&Shared` is at hand).
+    pub delta_empty_openers: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn stats(&self) -> EmulatorStats {
+        let mut s = self.lock().stats.clone();
+        s.delta_empty_openers = self.delta_empty_openers.load(Ordering::Relaxed);
+        s
+    }
 }
 
 impl Shared {
@@ -233,6 +288,8 @@ impl Emulator {
                 device_login: DeviceLogin::default(),
                 revoke_after: None,
                 granted_scopes: None,
+                limiter: limits::Limiter::default(),
+                arrivals: Vec::new(),
             }),
             base: format!("http://{local}"),
             latency_us: std::sync::atomic::AtomicU64::new(opts.latency.as_micros() as u64),
@@ -240,6 +297,8 @@ impl Emulator {
             links: links::Tokens::new(spec.seed),
             inline_replies: AtomicUsize::new(1000),
             teams_page: AtomicUsize::new(100),
+            started: std::time::Instant::now(),
+            delta_empty_openers: std::sync::atomic::AtomicU64::new(0),
         });
         let guard = server::serve(listener, server::router(shared.clone()));
         Ok(Emulator {
@@ -314,7 +373,7 @@ impl Emulator {
     }
 
     pub fn stats(&self) -> EmulatorStats {
-        self.shared.lock().stats.clone()
+        self.shared.stats()
     }
 
     /// Every text marker, mail and UPN of the tenant and every token issued so far.
@@ -328,9 +387,8 @@ impl Emulator {
             .flat_map(|u| u.mail.iter().cloned().chain([u.upn.clone()]));
         let mut out: Vec<String> = w
             .tenant
-            .markers
-            .iter()
-            .cloned()
+            .all_markers()
+            .into_iter()
             .chain(people)
             .chain(w.auth.issued.iter().cloned())
             .collect();
@@ -357,6 +415,20 @@ impl Emulator {
         self.shared
             .latency_us
             .store(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Enforces Graph's rate limits on the message routes (delta, messages, replies) from now
+    /// on, with full buckets; `Limits::default()` lifts them. Over a limit the answer is 429
+    /// with `throttled-429-response.json` and `Retry-After` (decimal seconds) = when the
+    /// scope that ran dry has a token again.
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.lock().limiter.set(limits);
+    }
+
+    /// Arrival of every message-route request so far, as an offset from the start, in
+    /// arrival order (see [`max_in_window`]).
+    pub fn arrivals(&self) -> Vec<Duration> {
+        self.shared.lock().arrivals.clone()
     }
 
     pub fn set_inline_replies_limit(&self, n: usize) {

@@ -7,8 +7,8 @@
 use std::collections::HashSet;
 
 use super::content::{Content, Sender};
-use super::tenant::{new_message, Channel, Team, Tenant};
-use super::truth::{Expected, MessageKey, Mutation, MutationReport};
+use super::tenant::{new_message, Body, Channel, Team, Tenant};
+use super::truth::{MessageKey, Mutation, MutationReport};
 
 /// Where a message lives: team, channel, root index, reply index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,18 +38,33 @@ impl Tenant {
             return report;
         }
         let offset = self.rng.index(channels.len());
+        // What this mutation adds is not edited or deleted by it too.
+        let mut used = HashSet::new();
         for k in 0..m.add_roots {
             let (ti, ci) = channels[(offset + k) % channels.len()];
+            let root = self.teams[ti].channels[ci].roots.len();
             report.added.push(self.add_root(ti, ci, now));
+            used.insert(Loc {
+                team: ti,
+                channel: ci,
+                root,
+                reply: None,
+            });
         }
-        let mut used = HashSet::new();
         for _ in 0..m.add_replies {
             let Some(loc) = self.pick(&mut used, true) else {
                 break;
             };
+            let reply = self.teams[loc.team].channels[loc.channel].roots[loc.root]
+                .replies
+                .len();
             report
                 .added
                 .push(self.add_reply(loc, reply_bumps_root, now));
+            used.insert(Loc {
+                reply: Some(reply),
+                ..loc
+            });
         }
         for _ in 0..m.edit {
             let Some(loc) = self.pick(&mut used, false) else {
@@ -70,7 +85,7 @@ impl Tenant {
         let at = self.next_ts(now);
         let content = self.fresh_content(ti, ci, None);
         let ch = &mut self.teams[ti].channels[ci];
-        let mut root = new_message(at, None, content);
+        let mut root = new_message(at, None, Body::Stored(Box::new(content)));
         ch.seq += 1;
         root.seq = ch.seq;
         ch.roots.push(root);
@@ -86,8 +101,11 @@ impl Tenant {
         let at = self.next_ts(now);
         let content = self.fresh_content(loc.team, loc.channel, None);
         let root = &mut self.teams[loc.team].channels[loc.channel].roots[loc.root];
-        root.replies
-            .push(new_message(at, Some(root.id.clone()), content));
+        root.replies.push(new_message(
+            at,
+            Some(root.created),
+            Body::Stored(Box::new(content)),
+        ));
         let reply = Loc {
             reply: Some(root.replies.len() - 1),
             ..loc
@@ -99,13 +117,15 @@ impl Tenant {
 
     fn edit(&mut self, loc: Loc, bump: bool, now: i64) -> MessageKey {
         let at = self.next_ts(now);
-        let author = match &self.message(loc).content.from {
+        let team = &self.teams[loc.team];
+        let current = self.content(team, &team.channels[loc.channel], self.message(loc));
+        let author = match &current.from {
             Sender::User { id, .. } => self.people.users.iter().position(|u| &u.id == id),
             _ => None,
         };
         let content = self.fresh_content(loc.team, loc.channel, author);
         let msg = self.message_mut(loc);
-        msg.content = content;
+        msg.body = Body::Stored(Box::new(content));
         msg.modified = at;
         msg.edited = Some(at);
         self.touch(loc, at, bump);
@@ -214,8 +234,8 @@ impl Tenant {
         MessageKey {
             team_id: team.id.clone(),
             channel_id: ch.id.clone(),
-            thread_id: root.id.clone(),
-            message_id: self.message(loc).id.clone(),
+            thread_id: root.id(),
+            message_id: self.message(loc).id(),
         }
     }
 
@@ -226,7 +246,7 @@ impl Tenant {
 }
 
 fn is_forward(m: &super::tenant::Message) -> bool {
-    m.deleted.is_none() && matches!(m.content.expected, Expected::Forward { .. })
+    m.deleted.is_none() && m.forwardable_content()
 }
 
 /// Copies of a team and channel without their messages, so content can be generated while

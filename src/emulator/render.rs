@@ -50,7 +50,8 @@ pub(crate) fn message(
     flavor: Flavor,
 ) -> Value {
     let deleted = m.deleted.is_some();
-    let c = &m.content;
+    let content = t.content(team, ch, m);
+    let c = &*content;
     let from = match (&c.from, deleted) {
         (_, true) | (Sender::Nobody, _) => Value::Null,
         (Sender::User { id, name }, _) => json!({
@@ -77,15 +78,15 @@ pub(crate) fn message(
     let web_url = format!(
         "https://teams.microsoft.com/l/message/{}/{}?groupId={}&tenantId={}&createdTime={}&parentMessageId={}",
         encode_component(&ch.id),
-        m.id,
+        m.created,
         team.id,
         t.tenant_guid,
-        m.id,
+        m.created,
         root_id
     );
     let mut v = json!({
-        "id": m.id,
-        "replyToId": m.reply_to,
+        "id": m.id(),
+        "replyToId": m.reply_to_id(),
         "etag": m.modified.to_string(),
         "messageType": if c.system { "systemEventMessage" } else { "message" },
         "createdDateTime": graph_time(m.created),

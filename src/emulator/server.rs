@@ -1,16 +1,21 @@
 //! HTTP plumbing shared by the emulator and the sink: serving a router until a guard is
-//! stopped or dropped, the emulator's route table, and the per-route request counters.
+//! stopped or dropped, the emulator's route table, the per-route request counters and
+//! `GET /_emulator/stats` (the counters as JSON, for a benchmark in another process).
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Json, Router};
 use tokio::sync::watch;
 
-use super::{delta, device, faults, graph, identity, messages, Shared};
+use super::{delta, device, faults, graph, identity, limits, messages, Shared};
+
+/// When a request reached the server (before the configured latency), as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival(pub std::time::Instant);
 
 /// Stops a server when the last handle goes away.
 #[derive(Debug)]
@@ -68,9 +73,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         ))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
+            limits::enforce,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
             graph::require_token,
         ));
     Router::new()
+        .route("/_emulator/stats", get(stats))
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/{tenant}/oauth2/v2.0/devicecode", post(device::devicecode))
         .merge(graph)
@@ -85,13 +95,22 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn count(State(app): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn count(State(app): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
+    let now = std::time::Instant::now();
     let route = classify(req.uri().path());
+    if route == Some("stats") {
+        return next.run(req).await;
+    }
+    req.extensions_mut().insert(Arrival(now));
     {
         let mut w = app.lock();
         w.stats.requests += 1;
         if let Some(route) = route {
             *w.stats.by_route.entry(route.to_owned()).or_default() += 1;
+        }
+        if matches!(route, Some("delta" | "messages" | "replies")) {
+            w.stats.message_requests += 1;
+            w.arrivals.push(now.duration_since(app.started));
         }
     }
     let identity = matches!(route, Some("token" | "devicecode"));
@@ -107,7 +126,26 @@ pub(crate) fn route_of(path: &str) -> Option<&'static str> {
     classify(path)
 }
 
+/// `GET /_emulator/stats[?arrivals=1]`: [`super::EmulatorStats`] as JSON plus the elapsed
+/// time and, on request, the message-route arrival offsets in milliseconds. Not counted, no
+/// token needed.
+async fn stats(State(app): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+    let p = graph::Params::parse(q);
+    let with_arrivals = p.get("arrivals").is_some_and(|v| v != "0");
+    let mut v = serde_json::to_value(app.stats()).unwrap_or_default();
+    let w = app.lock();
+    v["elapsed_ms"] = serde_json::json!(app.started.elapsed().as_secs_f64() * 1e3);
+    if with_arrivals {
+        let ms: Vec<f64> = w.arrivals.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        v["arrivals_ms"] = serde_json::json!(ms);
+    }
+    Json(v).into_response()
+}
+
 fn classify(path: &str) -> Option<&'static str> {
+    if path == "/_emulator/stats" {
+        return Some("stats");
+    }
     if path.ends_with("/oauth2/v2.0/token") {
         return Some("token");
     }

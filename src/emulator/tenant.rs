@@ -3,10 +3,15 @@
 //!
 //! Times are kept as epoch milliseconds (`i64`), the resolution Graph uses for message ids and
 //! timestamps; a message id is its creation time in milliseconds, unique within the tenant.
+//!
+//! A message keeps only its times, flags and a seed: its content is rendered from the seed
+//! each time it is served ([`Tenant::content`]), so a tenant of a million messages fits in a
+//! few hundred megabytes. Content written by a mutation is stored as it is.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 
-use super::content::{Content, Gen, Place};
+use super::content::{marker_for, Content, Gen, Kind, Markers, Place};
 use super::directory::{self, People};
 use super::prng::Rng;
 use super::truth::{Expected, SkipKind, TruthMessage};
@@ -26,21 +31,48 @@ const TEAM_NAMES: &[&str] = &[
 const CHANNEL_NAMES: &[&str] = &[
     "Planning", "Design Reviews", "Announcements", "Incidents", "Releases", "Random",
 ];
+/// A message's content: rendered on demand from a seed, or stored once a mutation wrote it.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Seeded { seed: u64, kind: Kind },
+    Stored(Box<Content>),
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Message {
-    pub id: String,
-    pub reply_to: Option<String>,
+    /// Creation time; the message id is its decimal spelling.
     pub created: i64,
+    /// The root's id (its creation time), for a reply.
+    pub reply_to: Option<i64>,
     pub modified: i64,
     pub edited: Option<i64>,
     pub deleted: Option<i64>,
-    pub content: Content,
+    pub body: Body,
     /// Replies, oldest first (roots only).
     pub replies: Vec<Message>,
     /// Position in the channel's change order (roots only); see `graph` delta.
     pub seq: u64,
     /// Newest change of the root or its replies (roots only), for `$filter=lastModifiedDateTime`.
     pub activity: i64,
+}
+
+impl Message {
+    pub(crate) fn id(&self) -> String {
+        self.created.to_string()
+    }
+
+    pub(crate) fn reply_to_id(&self) -> Option<String> {
+        self.reply_to.map(|r| r.to_string())
+    }
+
+    /// Whether the content is one a connector must forward (deletion aside), without
+    /// rendering it.
+    pub(crate) fn forwardable_content(&self) -> bool {
+        match &self.body {
+            Body::Seeded { kind, .. } => matches!(kind, Kind::Forward | Kind::Deleted),
+            Body::Stored(c) => matches!(c.expected, Expected::Forward { .. }),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +109,13 @@ pub(crate) struct Tenant {
     pub people: People,
     pub technical: usize,
     pub teams: Vec<Team>,
+    /// Markers of content written by mutations (generated content has [`marker_for`]'s).
     pub markers: BTreeSet<String>,
+    /// Seed of the generated markers.
+    pub seed: u64,
+    /// When the tenant was generated: markers follow a message's age at that time, so equal
+    /// specs give equal texts whenever they start.
+    pub born: i64,
     /// The newest timestamp ever generated: mutations happen strictly after it.
     pub max_ts: i64,
     pub used_ids: HashSet<i64>,
@@ -104,6 +142,8 @@ impl Tenant {
             technical: 0,
             teams: Vec::new(),
             markers: BTreeSet::new(),
+            seed: spec.seed,
+            born: now,
             max_ts: now,
             used_ids: HashSet::new(),
             rng: root.fork("mutations"),
@@ -115,6 +155,8 @@ impl Tenant {
         if spec.teams > 0 {
             t.teams.push(t.foreign_team(&mut root.fork("foreign"), now));
         }
+        // Later ids are all after `max_ts` (see `mutate`): the set has done its job.
+        t.used_ids = HashSet::new();
         t
     }
 
@@ -148,7 +190,7 @@ impl Tenant {
         }
         for ci in 0..team.channels.len() {
             let mut cr = r.fork(&format!("channel{ci}"));
-            let roots = self.messages(spec, &team, &team.channels[ci], now, span, &mut cr);
+            let roots = self.messages(spec, now, span, &mut cr);
             let ch = &mut team.channels[ci];
             ch.seq = roots.len() as u64;
             ch.roots = roots;
@@ -177,19 +219,11 @@ impl Tenant {
         }
     }
 
-    fn messages(
-        &mut self,
-        spec: &TenantSpec,
-        team: &Team,
-        ch: &Channel,
-        now: i64,
-        span: i64,
-        r: &mut Rng,
-    ) -> Vec<Message> {
-        let mut roots = Vec::new();
+    fn messages(&mut self, spec: &TenantSpec, now: i64, span: i64, r: &mut Rng) -> Vec<Message> {
+        let mut roots = Vec::with_capacity(spec.messages_per_channel);
         for _ in 0..spec.messages_per_channel {
             let created = self.alloc_id(now - span + r.below((span - 60_000) as u64) as i64);
-            let mut root = self.generated(team, ch, r, created, None, now);
+            let mut root = self.generated(r, created, None, now);
             let n = r.index(spec.max_replies + 1);
             let mut times: Vec<i64> = (0..n)
                 .map(|_| {
@@ -201,7 +235,7 @@ impl Tenant {
             times.sort_unstable();
             for t in times {
                 let at = self.alloc_id(t);
-                let reply = self.generated(team, ch, r, at, Some(root.id.clone()), now);
+                let reply = self.generated(r, at, Some(root.created), now);
                 root.activity = root.activity.max(reply.modified);
                 root.replies.push(reply);
             }
@@ -214,31 +248,72 @@ impl Tenant {
         roots
     }
 
-    fn generated(
-        &mut self,
-        team: &Team,
-        ch: &Channel,
-        r: &mut Rng,
-        created: i64,
-        reply_to: Option<String>,
-        now: i64,
-    ) -> Message {
-        let g = self.gen(team, ch, r).any(reply_to.is_none());
-        let mut m = new_message(created, reply_to, g.content);
+    /// A message's kind, seed and times; its content is rendered when served.
+    fn generated(&mut self, r: &mut Rng, created: i64, reply_to: Option<i64>, now: i64) -> Message {
+        let kind = Kind::draw(r, reply_to.is_none(), !self.people.guests.is_empty());
+        let seed = r.next_u64();
+        let mut m = new_message(created, reply_to, Body::Seeded { seed, kind });
         let later = |r: &mut Rng| {
             created + 1 + r.below((now - created - 1).clamp(1, 3_600_000) as u64) as i64
         };
-        if g.deleted {
+        if kind == Kind::Deleted {
             let at = later(r);
             m.deleted = Some(at);
             m.modified = at;
-        } else if matches!(m.content.expected, Expected::Forward { .. }) && r.chance(5) {
+        } else if kind == Kind::Forward && r.chance(5) {
             let at = later(r);
             m.edited = Some(at);
             m.modified = at;
         }
         m.activity = m.modified;
         m
+    }
+
+    /// The content of `m` (posted in `ch` of `team`), rendered from its seed unless stored.
+    pub(crate) fn content<'m>(
+        &self,
+        team: &Team,
+        ch: &Channel,
+        m: &'m Message,
+    ) -> Cow<'m, Content> {
+        match &m.body {
+            Body::Stored(c) => Cow::Borrowed(c),
+            Body::Seeded { seed, kind } => {
+                let mut rng = Rng::new(*seed);
+                let mut g = Gen {
+                    people: &self.people,
+                    place: self.place(team, ch),
+                    rng: &mut rng,
+                    markers: Markers::Fixed(marker_for(self.seed, self.born - m.created)),
+                };
+                Cow::Owned(g.of_kind(*kind))
+            }
+        }
+    }
+
+    /// Every marker that is or was in a body (generated ones whether or not their content has
+    /// one: a marker that appears nowhere costs a scan nothing).
+    pub(crate) fn all_markers(&self) -> Vec<String> {
+        let generated = self
+            .teams
+            .iter()
+            .flat_map(|t| &t.channels)
+            .flat_map(|c| &c.roots)
+            .flat_map(|root| std::iter::once(root).chain(&root.replies))
+            .filter(|m| matches!(m.body, Body::Seeded { .. }))
+            .map(|m| marker_for(self.seed, self.born - m.created));
+        generated.chain(self.markers.iter().cloned()).collect()
+    }
+
+    fn place<'a>(&'a self, team: &'a Team, ch: &'a Channel) -> Place<'a> {
+        Place {
+            team_id: &team.id,
+            team_name: &team.name,
+            channel_id: &ch.id,
+            channel_name: &ch.name,
+            tenant_guid: &self.tenant_guid,
+            sharepoint_host: &self.sharepoint_host,
+        }
     }
 
     pub(crate) fn gen<'a>(
@@ -258,7 +333,7 @@ impl Tenant {
                 sharepoint_host: &self.sharepoint_host,
             },
             rng,
-            markers: &mut self.markers,
+            markers: Markers::Fresh(&mut self.markers),
         }
     }
 
@@ -281,7 +356,7 @@ impl Tenant {
             for ch in &team.channels {
                 for root in &ch.roots {
                     for m in std::iter::once(root).chain(&root.replies) {
-                        out.push(truth_of(team, ch, &root.id, m));
+                        out.push(self.truth_of(team, ch, root, m));
                     }
                 }
             }
@@ -290,37 +365,38 @@ impl Tenant {
     }
 }
 
-pub(crate) fn new_message(created: i64, reply_to: Option<String>, content: Content) -> Message {
+pub(crate) fn new_message(created: i64, reply_to: Option<i64>, body: Body) -> Message {
     Message {
-        id: created.to_string(),
         reply_to,
         created,
         modified: created,
         edited: None,
         deleted: None,
-        content,
+        body,
         replies: Vec::new(),
         seq: 0,
         activity: created,
     }
 }
 
-fn truth_of(team: &Team, ch: &Channel, thread: &str, m: &Message) -> TruthMessage {
-    TruthMessage {
-        team_id: team.id.clone(),
-        channel_id: ch.id.clone(),
-        thread_id: thread.to_owned(),
-        message_id: m.id.clone(),
-        team_private: team.private,
-        channel_private: ch.private,
-        created: to_utc(m.created),
-        last_modified: to_utc(m.modified),
-        deleted: m.deleted.is_some(),
-        expected: if m.deleted.is_some() {
-            Expected::Skip(SkipKind::Deleted)
-        } else {
-            m.content.expected.clone()
-        },
+impl Tenant {
+    fn truth_of(&self, team: &Team, ch: &Channel, root: &Message, m: &Message) -> TruthMessage {
+        TruthMessage {
+            team_id: team.id.clone(),
+            channel_id: ch.id.clone(),
+            thread_id: root.id(),
+            message_id: m.id(),
+            team_private: team.private,
+            channel_private: ch.private,
+            created: to_utc(m.created),
+            last_modified: to_utc(m.modified),
+            deleted: m.deleted.is_some(),
+            expected: if m.deleted.is_some() {
+                Expected::Skip(SkipKind::Deleted)
+            } else {
+                self.content(team, ch, m).expected.clone()
+            },
+        }
     }
 }
 
