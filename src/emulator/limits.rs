@@ -114,8 +114,16 @@ impl Bucket {
 #[derive(Debug, Clone, Default)]
 struct Scope {
     bucket: Option<Bucket>,
+    /// When the last 429 of this scope was decided, and until when it said to wait.
+    advertised_at: Option<Instant>,
     advertised_until: Option<Instant>,
 }
+
+/// A request that arrives within this long after a 429 of its scope was decided (plus the
+/// configured latency, which delays the 429 on its way) was already on the wire before the
+/// client could read that 429: concurrent clients always have some in flight. It is
+/// answered by the bucket like any other but not counted as a Retry-After violation.
+pub(crate) const IN_FLIGHT: Duration = Duration::from_millis(25);
 
 /// What the limiter decided about one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +138,8 @@ pub(crate) struct Verdict {
 #[derive(Debug, Default)]
 pub(crate) struct Limiter {
     limits: Limits,
+    /// See [`IN_FLIGHT`]; includes the configured latency.
+    pub(crate) in_flight: Duration,
     tenant: Scope,
     channels: HashMap<String, Scope>,
     users: HashMap<String, Scope>,
@@ -167,7 +177,10 @@ impl Limiter {
         let mut dry = Vec::new();
         let mut longest = Duration::ZERO;
         for (kind, rate, burst, scope) in scopes.iter_mut() {
-            if scope.advertised_until.is_some_and(|until| now < until) {
+            let seen = scope
+                .advertised_at
+                .is_some_and(|at| now >= at + self.in_flight);
+            if seen && scope.advertised_until.is_some_and(|until| now < until) {
                 verdict.violated.push(*kind);
             }
             let Some(rate) = rate.filter(|r| *r > 0.0) else {
@@ -179,6 +192,7 @@ impl Limiter {
             bucket.refill(now);
             let wait = ceil_ms(bucket.wait());
             if !wait.is_zero() {
+                scope.advertised_at = Some(now);
                 scope.advertised_until = Some(now + wait);
                 longest = longest.max(wait);
                 dry.push(*kind);
@@ -250,6 +264,7 @@ fn decide(app: &Shared, req: &Request) -> Option<Duration> {
         return None;
     }
     let user = w.tenant.people.users[w.tenant.technical].id.clone();
+    w.limiter.in_flight = app.latency() + IN_FLIGHT;
     let verdict = w.limiter.admit(arrived, channel, &user);
     w.stats.record(&verdict);
     verdict.rejected.map(|(wait, _)| wait)

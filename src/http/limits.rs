@@ -25,8 +25,12 @@ pub enum Scope<'a> {
     Channel(&'a str),
 }
 
-/// Cut to this fraction of the current rate on a 429…
-const DECREASE: f64 = 0.8;
+/// Cut to this fraction of the current rate on a lone 429, to `DECREASE_AGAIN` on one that
+/// follows another within `AGAIN`: a single 429 at the ceiling is noise, repeated ones mean
+/// the real limit is well below ours…
+const DECREASE: f64 = 0.9;
+const DECREASE_AGAIN: f64 = 0.5;
+const AGAIN: Duration = Duration::from_secs(2);
 /// …and add this fraction of the ceiling back after `CLEAN_STREAK` clean responses.
 const INCREASE: f64 = 0.05;
 const CLEAN_STREAK: u32 = 50;
@@ -57,6 +61,8 @@ struct Pacer {
     next: Instant,
     /// No request of this scope before this moment (the longest `Retry-After` seen).
     fence: Instant,
+    /// When the last 429 came.
+    last_throttle: Option<Instant>,
 }
 
 impl Budget {
@@ -71,6 +77,7 @@ impl Budget {
                 clean: 0,
                 next: now,
                 fence: now,
+                last_throttle: None,
             }),
         }
     }
@@ -89,13 +96,28 @@ impl Budget {
         at
     }
 
+    /// The fence, for a task that waited for its slot and must not leave inside a fence
+    /// that went up meanwhile.
+    fn fence(&self) -> Instant {
+        self.pacer
+            .lock()
+            .map(|p| p.fence)
+            .unwrap_or_else(|_| Instant::now())
+    }
+
     fn throttled(&self, retry_after: Duration) {
         let Ok(mut p) = self.pacer.lock() else { return };
-        let until = Instant::now() + retry_after;
+        let now = Instant::now();
+        let until = now + retry_after;
         p.fence = p.fence.max(until);
         p.next = p.next.max(until);
         p.clean = 0;
-        let cut = (p.rps * DECREASE).max(self.max_rps * FLOOR);
+        let again = p
+            .last_throttle
+            .is_some_and(|t| now.duration_since(t) < AGAIN + retry_after);
+        p.last_throttle = Some(now);
+        let factor = if again { DECREASE_AGAIN } else { DECREASE };
+        let cut = (p.rps * factor).max(self.max_rps * FLOOR);
         if cut < p.rps {
             p.rps = cut;
             tracing::warn!(
@@ -160,6 +182,14 @@ impl Limiter {
         if at > Instant::now() {
             tokio::time::sleep_until(at.into()).await;
         }
+        // A 429 elsewhere may have raised the fence while this task slept.
+        loop {
+            let fence = budget.fence();
+            if fence <= Instant::now() {
+                break;
+            }
+            tokio::time::sleep_until(fence.into()).await;
+        }
         if let Scope::Channel(key) = scope {
             self.channel.until_key_ready(&key.to_string()).await;
         }
@@ -199,8 +229,15 @@ mod tests {
             "fenced for the Retry-After"
         );
         let rps = b.pacer.lock().unwrap().rps;
-        assert!((rps - 8.0).abs() < 1e-9, "{rps}");
-        for _ in 0..(CLEAN_STREAK * 10) {
+        assert!((rps - 9.0).abs() < 1e-9, "a lone 429 cuts a tenth: {rps}");
+        b.throttled(Duration::ZERO);
+        let rps = b.pacer.lock().unwrap().rps;
+        assert!(
+            (rps - 4.5).abs() < 1e-9,
+            "a second one soon after halves: {rps}"
+        );
+        // From 4.5 back to 10 takes eleven steps of 0.5.
+        for _ in 0..(CLEAN_STREAK * 11) {
             b.succeeded();
         }
         assert_eq!(b.pacer.lock().unwrap().rps, 10.0);
@@ -222,8 +259,8 @@ mod tests {
         let first = b.slot();
         let second = b.slot();
         assert!(
-            second.duration_since(first) >= Duration::from_millis(120),
-            "1/8 s apart"
+            second.duration_since(first) >= Duration::from_millis(110),
+            "1/9 s apart"
         );
     }
 }
