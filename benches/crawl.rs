@@ -430,7 +430,11 @@ fn case_throttled(b: &Bench) -> Table {
     t.row("message-route requests (emulator)", msg.to_string(), "");
     t.row(
         "  answered 429 by the limiter",
-        format!("{limited} ({:.2} %)", pct(limited, msg)),
+        format!(
+            "{limited} ({:.2} %) {}",
+            pct(limited, msg),
+            stats["limited_by_scope"]
+        ),
         "<= 1 %",
     );
     t.row(
@@ -453,7 +457,7 @@ fn case_throttled(b: &Bench) -> Table {
     t.row(
         "max requests in a 1 s window after 2 s",
         max_in_window(&arrivals, 1000.0, first + 2000.0).to_string(),
-        &format!("<= {TENANT_RPS}"),
+        &format!("~{TENANT_RPS} (one bucket's worth)"),
     );
     t.row("wall time", format!("{:.1} s", m.wall.as_secs_f64()), "");
     t.row(
