@@ -17,8 +17,8 @@ use crate::auth::TokenSource;
 use crate::config::{Config, DEFAULT_SCOPES};
 use crate::exit::{Code, Fatal, Result};
 use crate::graph::models::{Channel, Page, Team};
-use crate::graph::{Endpoints, Graph, GraphError};
-use crate::http::{build_client, Counters, Limiter, Scope};
+use crate::graph::{Graph, GraphError};
+use crate::http::{build_client, Counters, Scope};
 use crate::ingest::{IngestClient, IngestError};
 use crate::shutdown::Shutdown;
 use crate::state::Store;
@@ -145,14 +145,10 @@ pub async fn doctor(config_path: &Path, shutdown: Shutdown) -> Result<Code> {
     };
     if let Some(tokens) = graph {
         report.line("scopes", check_scopes(tokens.granted_scopes().as_deref()));
-        let graph = Graph::new(
-            Endpoints::new(&config.graph_url),
+        let graph = Graph::for_config(
+            &config,
             http,
             tokens,
-            Limiter::new(
-                config.limits.requests_per_second,
-                config.limits.per_channel_requests_per_second,
-            ),
             counters.clone(),
             config.limits.max_retries.min(DOCTOR_RETRIES),
             shutdown.clone(),

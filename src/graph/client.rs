@@ -68,6 +68,30 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// The client for `config`'s Graph host and `[limits]`.
+    pub fn for_config(
+        config: &crate::config::Config,
+        http: reqwest::Client,
+        tokens: Arc<TokenSource>,
+        counters: Arc<Counters>,
+        max_retries: u32,
+        shutdown: Shutdown,
+    ) -> Self {
+        let limits = &config.limits;
+        Graph::new(
+            Endpoints::new(&config.graph_url),
+            http,
+            tokens,
+            Limiter::new(
+                limits.requests_per_second,
+                limits.per_channel_requests_per_second,
+            ),
+            counters,
+            max_retries,
+            shutdown,
+        )
+    }
+
     pub fn new(
         endpoints: Endpoints,
         http: reqwest::Client,

@@ -62,6 +62,27 @@ pub struct ChatMessage {
     pub replies_next_link: Option<String>,
 }
 
+impl ChatMessage {
+    /// `lastModifiedDateTime`, or `createdDateTime` when Graph left it out.
+    pub fn modified(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.last_modified_date_time
+            .as_deref()
+            .or(self.created_date_time.as_deref())
+            .and_then(parse_time)
+    }
+
+    pub fn created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.created_date_time.as_deref().and_then(parse_time)
+    }
+}
+
+/// Graph's RFC 3339 timestamps, in UTC.
+pub fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&chrono::Utc))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct From {
     pub user: Option<Identity>,

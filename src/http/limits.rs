@@ -37,6 +37,13 @@ const CLEAN_STREAK: u32 = 50;
 /// Never below this fraction of the ceiling: progress continues while Graph recovers.
 const FLOOR: f64 = 0.1;
 
+/// We aim this far under each configured rate. Graph (and the emulator) count arrivals,
+/// not departures: a request that leaves on time can still arrive a millisecond early after
+/// a slow predecessor, and with a one-token channel bucket that is a 429. The tenant keeps
+/// a thin margin; the channel, rarely the binding limit, a wide one.
+const TENANT_MARGIN: f64 = 0.98;
+const CHANNEL_MARGIN: f64 = 0.9;
+
 fn quota(per_second: f64) -> Quota {
     let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
     // A burst of one second's worth keeps us inside Graph's short-window enforcement.
@@ -156,13 +163,14 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(tenant_rps: f64, channel_rps: f64) -> Self {
+        let tenant_rps = tenant_rps * TENANT_MARGIN;
         Limiter {
             messages: Budget::new("messages", tenant_rps),
             // The directory and team endpoints have budgets of their own at Graph; ours
             // keep them from eating into the channel-message budget.
             directory: Budget::new("directory", tenant_rps),
             team: Budget::new("teams", tenant_rps),
-            channel: RateLimiter::keyed(quota(channel_rps)),
+            channel: RateLimiter::keyed(quota(channel_rps * CHANNEL_MARGIN)),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use chrono::Utc;
 
-use super::channel::{graph_time, parse_time, Progress, Range, Stop};
+use super::channel::{graph_time, Progress, Range, Stop};
 use crate::graph::models::{ChatMessage, Page};
 use crate::state::BackfillProgress;
 
@@ -33,11 +33,7 @@ impl<'a> Progress<'a> {
             let dir = self.directory().await?;
             let mut reached_since = false;
             for root in &page.value {
-                let modified = root
-                    .last_modified_date_time
-                    .as_deref()
-                    .or(root.created_date_time.as_deref())
-                    .and_then(parse_time);
+                let modified = root.modified();
                 // Newest first: once a root was last touched before `since`, everything
                 // after it was created before `since` too.
                 if modified.is_some_and(|m| m < range.since) {

@@ -19,15 +19,15 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Semaphore};
 
-pub use channel::{graph_time, parse_time, ChannelRef, Range};
+pub use channel::{graph_time, ChannelRef, Range};
 pub use discovery::{Shard, TeamFilter};
 pub use report::{Ending, Failure, FailureKind, Summary};
 
 use crate::auth::TokenSource;
 use crate::config::Config;
 use crate::exit::{Code, Fatal, Result};
-use crate::graph::{Endpoints, Graph, GraphError};
-use crate::http::{build_client, Counters, Limiter};
+use crate::graph::{Graph, GraphError};
+use crate::http::{build_client, Counters};
 use crate::ingest::{IngestClient, Output};
 use crate::shutdown::{Shutdown, Signal};
 use crate::state::Store;
@@ -142,14 +142,10 @@ pub async fn run(
     )?);
     // Sign in before anything else: a rejected token is exit 77 with nothing half done.
     tokens.access_token().await?;
-    let graph = Graph::new(
-        Endpoints::new(&config.graph_url),
+    let graph = Graph::for_config(
+        config,
         http,
         tokens,
-        Limiter::new(
-            config.limits.requests_per_second,
-            config.limits.per_channel_requests_per_second,
-        ),
         counters.clone(),
         config.limits.max_retries,
         shutdown.clone(),

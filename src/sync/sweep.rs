@@ -6,7 +6,7 @@
 
 use chrono::Utc;
 
-use super::channel::{parse_time, Progress, Stop};
+use super::channel::{Progress, Stop};
 use crate::graph::models::{ChatMessage, Page};
 
 impl Progress<'_> {
@@ -28,17 +28,13 @@ impl Progress<'_> {
             let page: Page<ChatMessage> = self.get(&url).await?;
             self.counts.sweep_pages += 1;
             for root in &page.value {
-                let modified = root
-                    .last_modified_date_time
-                    .as_deref()
-                    .or(root.created_date_time.as_deref())
-                    .and_then(parse_time);
+                let modified = root.modified();
                 // Newest first (by creation or by modification): once a root was last
                 // touched before the window, every later one was created before it too.
                 if modified.is_some_and(|m| m < window_start) {
                     return self.flush_full_batches().await;
                 }
-                let created = root.created_date_time.as_deref().and_then(parse_time);
+                let created = root.created();
                 if created.is_some_and(|c| c >= window_start) {
                     self.replies(root, true).await?;
                 }

@@ -295,16 +295,12 @@ impl<'a> Progress<'a> {
             return;
         }
         if let Some(range) = self.range {
-            let created = msg.created_date_time.as_deref().and_then(parse_time);
+            let created = msg.created();
             if !created.is_some_and(|c| range.contains(c)) {
                 return;
             }
         }
-        let modified = msg
-            .last_modified_date_time
-            .as_deref()
-            .or(msg.created_date_time.as_deref())
-            .and_then(parse_time);
+        let modified = msg.modified();
         // Delta re-sends a root whose replies changed; what did not change since the last
         // round is not sent again. Delta only shows changed roots, so there a timestamp
         // equal to the last sync is resent (at least once). The sweep re-reads every recent
@@ -414,12 +410,6 @@ fn max_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTi
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }
-}
-
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
 }
 
 /// Graph's timestamp form: `2021-01-22T21:39:42.080Z`.
