@@ -6,7 +6,8 @@
 //! adaptive pacer per tenant-wide scope: when Graph answers 429 anyway, the scope is
 //! fenced until `Retry-After` has passed (every task waits, instead of each bumping into
 //! the wall) and its rate is cut; clean responses let it creep back up (AIMD). Graph does
-//! not say which of its limits a 429 hit, so a 429 on a channel fences the tenant scope.
+//! not say which of its limits a 429 hit: a lone 429 on a channel fences that channel, a
+//! second one from another channel soon after fences the tenant.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -33,7 +34,7 @@ const DECREASE_AGAIN: f64 = 0.5;
 const AGAIN: Duration = Duration::from_secs(2);
 /// …and add this fraction of the ceiling back after `CLEAN_STREAK` clean responses.
 const INCREASE: f64 = 0.05;
-const CLEAN_STREAK: u32 = 50;
+const CLEAN_STREAK: u32 = 20;
 /// Never below this fraction of the ceiling: progress continues while Graph recovers.
 const FLOOR: f64 = 0.1;
 
@@ -159,7 +160,20 @@ pub struct Limiter {
     directory: Budget,
     team: Budget,
     channel: DefaultKeyedRateLimiter<String>,
+    /// Channels fenced by a 429 of their own, and the last channel 429 (which channel,
+    /// when): a second one from another channel soon after means the tenant is the limit.
+    /// A std `Mutex`: held for a lookup or an insert, never across an await.
+    channel_fences: Mutex<ChannelFences>,
 }
+
+#[derive(Default)]
+struct ChannelFences {
+    until: std::collections::HashMap<String, Instant>,
+    last: Option<(String, Instant)>,
+}
+
+/// Two 429s from different channels within this long are the tenant's limit, not theirs.
+const TENANT_SIGNAL: Duration = Duration::from_secs(1);
 
 impl Limiter {
     pub fn new(tenant_rps: f64, channel_rps: f64) -> Self {
@@ -171,7 +185,17 @@ impl Limiter {
             directory: Budget::new("directory", tenant_rps),
             team: Budget::new("teams", tenant_rps),
             channel: RateLimiter::keyed(quota(channel_rps * CHANNEL_MARGIN)),
+            channel_fences: Mutex::new(ChannelFences::default()),
         }
+    }
+
+    fn channel_fence(&self, key: &str) -> Option<Instant> {
+        let fences = self.channel_fences.lock().ok()?;
+        fences
+            .until
+            .get(key)
+            .copied()
+            .filter(|t| *t > Instant::now())
     }
 
     fn budget(&self, scope: Scope) -> &Budget {
@@ -199,14 +223,38 @@ impl Limiter {
             tokio::time::sleep_until(fence.into()).await;
         }
         if let Scope::Channel(key) = scope {
+            while let Some(fence) = self.channel_fence(key) {
+                tokio::time::sleep_until(fence.into()).await;
+            }
             self.channel.until_key_ready(&key.to_string()).await;
         }
         budget.ceiling.until_ready().await;
     }
 
-    /// Graph answered 429 (or 503 with `Retry-After`) for `scope`.
+    /// Graph answered 429 for `scope`. Graph does not say which of its limits that was: a
+    /// lone 429 on a channel fences only that channel; a second one from another channel
+    /// soon after fences the whole tenant and cuts its rate, as does a 429 anywhere else.
     pub fn throttled(&self, scope: Scope<'_>, retry_after: Duration) {
-        self.budget(scope).throttled(retry_after);
+        let Scope::Channel(key) = scope else {
+            return self.budget(scope).throttled(retry_after);
+        };
+        let now = Instant::now();
+        let tenant_wide = {
+            let Ok(mut f) = self.channel_fences.lock() else {
+                return;
+            };
+            f.until.retain(|_, t| *t > now);
+            f.until.insert(key.to_string(), now + retry_after);
+            let other_recent = f
+                .last
+                .as_ref()
+                .is_some_and(|(k, t)| k != key && now.duration_since(*t) < TENANT_SIGNAL);
+            f.last = Some((key.to_string(), now));
+            other_recent
+        };
+        if tenant_wide {
+            self.messages.throttled(retry_after);
+        }
     }
 
     pub fn succeeded(&self, scope: Scope<'_>) {
@@ -270,5 +318,22 @@ mod tests {
             second.duration_since(first) >= Duration::from_millis(110),
             "1/9 s apart"
         );
+    }
+
+    #[test]
+    fn a_lone_channel_429_fences_that_channel_only() {
+        let l = Limiter::new(10.0, 1.0);
+        l.throttled(Scope::Channel("a"), Duration::from_secs(1));
+        assert!(l.channel_fence("a").is_some());
+        assert!(l.channel_fence("b").is_none());
+        assert_eq!(
+            l.message_rate(),
+            10.0 * TENANT_MARGIN,
+            "the tenant rate is untouched"
+        );
+        // A second channel soon after: the tenant is the limit.
+        l.throttled(Scope::Channel("b"), Duration::from_secs(1));
+        assert!(l.messages.fence() > Instant::now(), "the tenant is fenced");
+        assert!(l.message_rate() < 10.0 * TENANT_MARGIN);
     }
 }
