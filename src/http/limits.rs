@@ -2,13 +2,18 @@
 //! channel messages for the whole tenant, each channel, the directory, and the team
 //! endpoints. A channel-message request passes its channel's bucket and the tenant's.
 //!
-//! The ceilings are `governor` buckets at the configured rates. Below them sits an
-//! adaptive pacer per tenant-wide scope: when Graph answers 429 anyway, the scope is
-//! fenced until `Retry-After` has passed (every task waits, instead of each bumping into
-//! the wall) and its rate is cut; clean responses let it creep back up (AIMD). Graph does
-//! not say which of its limits a 429 hit: a lone 429 on a channel fences that channel, a
-//! second one from another channel soon after fences the tenant.
+//! The ceilings are `governor` buckets a little under the configured rates. Below them
+//! sits an adaptive pacer per tenant-wide scope (AIMD): it judges Graph's answers in
+//! windows of [`WINDOW`] — a window with several 429s cuts the rate, a clean one gives
+//! some back — because a lone 429 at the ceiling is arrival jitter, not a lower limit.
+//!
+//! Every 429 fences what it may have meant: Graph does not say which of its limits a 429
+//! hit. The channel waits its whole `Retry-After`. The tenant waits too, but no longer
+//! than two of its own token intervals (all a tenant bucket needs to have a token again),
+//! unless 429s from several channels arrive together, which is the tenant's limit: then
+//! the tenant waits the whole `Retry-After`.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -26,24 +31,23 @@ pub enum Scope<'a> {
     Channel(&'a str),
 }
 
-/// Cut to this fraction of the current rate on a lone 429, to `DECREASE_AGAIN` on one that
-/// follows another within `AGAIN`: a single 429 at the ceiling is noise, repeated ones mean
-/// the real limit is well below ours…
-const DECREASE: f64 = 0.9;
-const DECREASE_AGAIN: f64 = 0.5;
-const AGAIN: Duration = Duration::from_secs(2);
-/// …and add this fraction of the ceiling back after `CLEAN_STREAK` clean responses.
-const INCREASE: f64 = 0.05;
-const CLEAN_STREAK: u32 = 20;
+/// Answers judged together; with at least `WINDOW_429S` 429s among them the rate is cut
+/// to `DECREASE` of itself, with none `INCREASE` of the ceiling is given back.
+const WINDOW: u32 = 50;
+const WINDOW_429S: u32 = 2;
+const DECREASE: f64 = 0.7;
+const INCREASE: f64 = 0.1;
 /// Never below this fraction of the ceiling: progress continues while Graph recovers.
 const FLOOR: f64 = 0.1;
+/// 429s from different channels this close together are the tenant's limit.
+const TENANT_SIGNAL: Duration = Duration::from_secs(1);
 
 /// We aim this far under each configured rate. Graph (and the emulator) count arrivals,
-/// not departures: a request that leaves on time can still arrive a millisecond early after
-/// a slow predecessor, and with a one-token channel bucket that is a 429. The tenant keeps
-/// a thin margin; the channel, rarely the binding limit, a wide one.
+/// not departures: a request that leaves on time can still arrive a little early behind a
+/// slow predecessor, and with a one-token channel bucket that is a 429. The tenant keeps a
+/// thin margin; the channel, rarely the binding limit, a wide one.
 const TENANT_MARGIN: f64 = 0.98;
-const CHANNEL_MARGIN: f64 = 0.9;
+const CHANNEL_MARGIN: f64 = 0.8;
 
 fn quota(per_second: f64) -> Quota {
     let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
@@ -59,18 +63,19 @@ struct Budget {
     name: &'static str,
     ceiling: DefaultDirectRateLimiter,
     max_rps: f64,
+    /// A std `Mutex`: held for a few arithmetic steps, never across an await.
     pacer: Mutex<Pacer>,
 }
 
 struct Pacer {
     rps: f64,
-    clean: u32,
+    /// Answers and 429s in the current window.
+    answers: u32,
+    throttled: u32,
     /// Next moment a request may leave while the rate is reduced (GCRA without burst).
     next: Instant,
-    /// No request of this scope before this moment (the longest `Retry-After` seen).
+    /// No request of this scope before this moment.
     fence: Instant,
-    /// When the last 429 came.
-    last_throttle: Option<Instant>,
 }
 
 impl Budget {
@@ -82,10 +87,10 @@ impl Budget {
             max_rps: rps,
             pacer: Mutex::new(Pacer {
                 rps,
-                clean: 0,
+                answers: 0,
+                throttled: 0,
                 next: now,
                 fence: now,
-                last_throttle: None,
             }),
         }
     }
@@ -113,39 +118,42 @@ impl Budget {
             .unwrap_or_else(|_| Instant::now())
     }
 
-    fn throttled(&self, retry_after: Duration) {
-        let Ok(mut p) = self.pacer.lock() else { return };
-        let now = Instant::now();
-        let until = now + retry_after;
-        p.fence = p.fence.max(until);
-        p.next = p.next.max(until);
-        p.clean = 0;
-        let again = p
-            .last_throttle
-            .is_some_and(|t| now.duration_since(t) < AGAIN + retry_after);
-        p.last_throttle = Some(now);
-        let factor = if again { DECREASE_AGAIN } else { DECREASE };
-        let cut = (p.rps * factor).max(self.max_rps * FLOOR);
-        if cut < p.rps {
-            p.rps = cut;
-            tracing::warn!(
-                scope = self.name,
-                requests_per_second = format!("{cut:.1}"),
-                retry_after_ms = retry_after.as_millis() as u64,
-                "Graph throttled us; slowing down. Lower [limits] requests_per_second if this repeats."
-            );
+    fn raise_fence(&self, wait: Duration) {
+        if let Ok(mut p) = self.pacer.lock() {
+            let until = Instant::now() + wait;
+            p.fence = p.fence.max(until);
+            p.next = p.next.max(until);
         }
     }
 
-    fn succeeded(&self) {
+    /// The longest a tenant bucket can need for one token: two of our token intervals.
+    fn token_interval(&self) -> Duration {
+        Duration::from_secs_f64(2.0 / self.max_rps.max(0.001))
+    }
+
+    /// Counts one answer of this scope and, at the end of a window, adapts the rate.
+    fn answered(&self, throttled: bool) {
         let Ok(mut p) = self.pacer.lock() else { return };
-        if p.rps >= self.max_rps {
+        p.answers += 1;
+        p.throttled += u32::from(throttled);
+        if p.answers < WINDOW && p.throttled < WINDOW_429S {
             return;
         }
-        p.clean += 1;
-        if p.clean >= CLEAN_STREAK {
-            p.clean = 0;
+        let before = p.rps;
+        if p.throttled >= WINDOW_429S {
+            p.rps = (p.rps * DECREASE).max(self.max_rps * FLOOR);
+        } else if p.throttled == 0 {
             p.rps = (p.rps + self.max_rps * INCREASE).min(self.max_rps);
+        }
+        p.answers = 0;
+        p.throttled = 0;
+        if p.rps < before {
+            tracing::warn!(
+                scope = self.name,
+                requests_per_second = format!("{:.1}", p.rps),
+                "Graph keeps throttling us; slowing down. Lower [limits] requests_per_second if this repeats."
+            );
+        } else if p.rps > before {
             tracing::debug!(
                 scope = self.name,
                 requests_per_second = format!("{:.1}", p.rps),
@@ -155,25 +163,21 @@ impl Budget {
     }
 }
 
+#[derive(Default)]
+struct ChannelFences {
+    until: HashMap<String, Instant>,
+    /// The last channel 429: which channel, when.
+    last: Option<(String, Instant)>,
+}
+
 pub struct Limiter {
     messages: Budget,
     directory: Budget,
     team: Budget,
     channel: DefaultKeyedRateLimiter<String>,
-    /// Channels fenced by a 429 of their own, and the last channel 429 (which channel,
-    /// when): a second one from another channel soon after means the tenant is the limit.
-    /// A std `Mutex`: held for a lookup or an insert, never across an await.
+    /// Channels fenced by a 429. A std `Mutex`: held for a lookup or an insert.
     channel_fences: Mutex<ChannelFences>,
 }
-
-#[derive(Default)]
-struct ChannelFences {
-    until: std::collections::HashMap<String, Instant>,
-    last: Option<(String, Instant)>,
-}
-
-/// Two 429s from different channels within this long are the tenant's limit, not theirs.
-const TENANT_SIGNAL: Duration = Duration::from_secs(1);
 
 impl Limiter {
     pub fn new(tenant_rps: f64, channel_rps: f64) -> Self {
@@ -189,6 +193,14 @@ impl Limiter {
         }
     }
 
+    fn budget(&self, scope: Scope) -> &Budget {
+        match scope {
+            Scope::Directory => &self.directory,
+            Scope::Team => &self.team,
+            Scope::Channel(_) => &self.messages,
+        }
+    }
+
     fn channel_fence(&self, key: &str) -> Option<Instant> {
         let fences = self.channel_fences.lock().ok()?;
         fences
@@ -198,15 +210,7 @@ impl Limiter {
             .filter(|t| *t > Instant::now())
     }
 
-    fn budget(&self, scope: Scope) -> &Budget {
-        match scope {
-            Scope::Directory => &self.directory,
-            Scope::Team => &self.team,
-            Scope::Channel(_) => &self.messages,
-        }
-    }
-
-    /// Waits until `scope` may send: fence and pacer first, then the governor ceilings.
+    /// Waits until `scope` may send: fences and pacer first, then the governor ceilings.
     /// Not cancel-aware by itself; callers race it against shutdown.
     pub async fn acquire(&self, scope: Scope<'_>) {
         let budget = self.budget(scope);
@@ -214,32 +218,33 @@ impl Limiter {
         if at > Instant::now() {
             tokio::time::sleep_until(at.into()).await;
         }
-        // A 429 elsewhere may have raised the fence while this task slept.
+        // A 429 elsewhere may have raised a fence while this task slept.
         loop {
-            let fence = budget.fence();
+            let tenant = budget.fence();
+            let fence = match scope {
+                Scope::Channel(key) => self.channel_fence(key).map_or(tenant, |c| c.max(tenant)),
+                _ => tenant,
+            };
             if fence <= Instant::now() {
                 break;
             }
             tokio::time::sleep_until(fence.into()).await;
         }
         if let Scope::Channel(key) = scope {
-            while let Some(fence) = self.channel_fence(key) {
-                tokio::time::sleep_until(fence.into()).await;
-            }
             self.channel.until_key_ready(&key.to_string()).await;
         }
         budget.ceiling.until_ready().await;
     }
 
-    /// Graph answered 429 for `scope`. Graph does not say which of its limits that was: a
-    /// lone 429 on a channel fences only that channel; a second one from another channel
-    /// soon after fences the whole tenant and cuts its rate, as does a 429 anywhere else.
+    /// Graph answered 429 for `scope` with `retry_after`.
     pub fn throttled(&self, scope: Scope<'_>, retry_after: Duration) {
+        let budget = self.budget(scope);
         let Scope::Channel(key) = scope else {
-            return self.budget(scope).throttled(retry_after);
+            budget.answered(true);
+            return budget.raise_fence(retry_after);
         };
         let now = Instant::now();
-        let tenant_wide = {
+        let several = {
             let Ok(mut f) = self.channel_fences.lock() else {
                 return;
             };
@@ -252,22 +257,19 @@ impl Limiter {
             f.last = Some((key.to_string(), now));
             other_recent
         };
-        if tenant_wide {
-            self.messages.throttled(retry_after);
-        }
+        // Only 429s that point at the tenant count against the tenant's rate: a channel's
+        // own 429 says nothing about it.
+        budget.answered(several);
+        let tenant_wait = if several {
+            retry_after
+        } else {
+            retry_after.min(budget.token_interval())
+        };
+        budget.raise_fence(tenant_wait);
     }
 
     pub fn succeeded(&self, scope: Scope<'_>) {
-        self.budget(scope).succeeded();
-    }
-
-    /// The current rate of the channel-message scope (for the run summary).
-    pub fn message_rate(&self) -> f64 {
-        self.messages
-            .pacer
-            .lock()
-            .map(|p| p.rps)
-            .unwrap_or(self.messages.max_rps)
+        self.budget(scope).answered(false);
     }
 }
 
@@ -276,34 +278,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_429_fences_the_scope_and_cuts_the_rate_then_it_recovers() {
+    fn a_lone_429_is_noise_repeated_ones_cut_the_rate_and_clean_windows_restore_it() {
         let b = Budget::new("t", 10.0);
-        b.throttled(Duration::from_millis(1500));
-        let at = b.slot();
-        assert!(
-            at >= Instant::now() + Duration::from_millis(1400),
-            "fenced for the Retry-After"
-        );
-        let rps = b.pacer.lock().unwrap().rps;
-        assert!((rps - 9.0).abs() < 1e-9, "a lone 429 cuts a tenth: {rps}");
-        b.throttled(Duration::ZERO);
+        b.answered(true);
+        assert_eq!(b.pacer.lock().unwrap().rps, 10.0, "one 429 changes nothing");
+        b.answered(true);
         let rps = b.pacer.lock().unwrap().rps;
         assert!(
-            (rps - 4.5).abs() < 1e-9,
-            "a second one soon after halves: {rps}"
+            (rps - 7.0).abs() < 1e-9,
+            "two in a window cut by 30 %: {rps}"
         );
-        // From 4.5 back to 10 takes eleven steps of 0.5.
-        for _ in 0..(CLEAN_STREAK * 11) {
-            b.succeeded();
+        for _ in 0..(WINDOW * 3) {
+            b.answered(false);
         }
-        assert_eq!(b.pacer.lock().unwrap().rps, 10.0);
+        assert_eq!(
+            b.pacer.lock().unwrap().rps,
+            10.0,
+            "three clean windows give it back"
+        );
     }
 
     #[test]
     fn the_rate_never_drops_below_the_floor() {
         let b = Budget::new("t", 10.0);
         for _ in 0..100 {
-            b.throttled(Duration::ZERO);
+            b.answered(true);
         }
         assert!((b.pacer.lock().unwrap().rps - 1.0).abs() < 1e-9);
     }
@@ -311,29 +310,43 @@ mod tests {
     #[test]
     fn a_reduced_rate_spaces_requests() {
         let b = Budget::new("t", 10.0);
-        b.throttled(Duration::ZERO);
+        b.answered(true);
+        b.answered(true);
         let first = b.slot();
         let second = b.slot();
         assert!(
-            second.duration_since(first) >= Duration::from_millis(110),
-            "1/9 s apart"
+            second.duration_since(first) >= Duration::from_millis(140),
+            "1/7 s apart"
         );
     }
 
     #[test]
-    fn a_lone_channel_429_fences_that_channel_only() {
+    fn a_channel_429_fences_the_channel_fully_and_the_tenant_briefly() {
         let l = Limiter::new(10.0, 1.0);
         l.throttled(Scope::Channel("a"), Duration::from_secs(1));
-        assert!(l.channel_fence("a").is_some());
+        let now = Instant::now();
+        assert!(l
+            .channel_fence("a")
+            .is_some_and(|t| t > now + Duration::from_millis(900)));
         assert!(l.channel_fence("b").is_none());
-        assert_eq!(
-            l.message_rate(),
-            10.0 * TENANT_MARGIN,
-            "the tenant rate is untouched"
+        let tenant = l.messages.fence();
+        assert!(
+            tenant > now && tenant <= now + Duration::from_millis(250),
+            "two token intervals at most"
         );
-        // A second channel soon after: the tenant is the limit.
+        // A second channel soon after: the tenant is the limit and waits it all out.
         l.throttled(Scope::Channel("b"), Duration::from_secs(1));
-        assert!(l.messages.fence() > Instant::now(), "the tenant is fenced");
-        assert!(l.message_rate() < 10.0 * TENANT_MARGIN);
+        assert!(l.messages.fence() > Instant::now() + Duration::from_millis(900));
+    }
+
+    #[test]
+    fn other_scopes_wait_their_whole_retry_after() {
+        let l = Limiter::new(10.0, 1.0);
+        l.throttled(Scope::Directory, Duration::from_millis(1500));
+        assert!(l.directory.fence() > Instant::now() + Duration::from_millis(1400));
+        assert!(
+            l.messages.fence() <= Instant::now(),
+            "channel messages are not held up"
+        );
     }
 }

@@ -80,10 +80,13 @@ impl Progress<'_> {
         });
         self.cursor.in_progress = link;
         self.cursor.round_newest = self.newest;
-        self.crawl
-            .store
-            .set_channel(&self.place.team, &self.place.channel, &self.cursor)
-            .map_err(Stop::Fatal)
+        // Flushed, so a kill resends at most a page (at-least-once either way); the fsync
+        // blocks, so the runtime moves other tasks off this worker meanwhile.
+        let store = &self.crawl.store;
+        tokio::task::block_in_place(|| {
+            store.set_channel(&self.place.team, &self.place.channel, &self.cursor)
+        })
+        .map_err(Stop::Fatal)
     }
 
     /// Sends what is left, then saves the cursor: only now is every document of the round
@@ -101,10 +104,12 @@ impl Progress<'_> {
             in_progress_acked: None,
             round_newest: None,
         };
-        self.crawl
-            .store
-            .set_channel(&self.place.team, &self.place.channel, &cursor)
-            .map_err(Stop::Fatal)
+        // The fsync blocks: let the runtime move other tasks off this worker meanwhile.
+        let store = &self.crawl.store;
+        tokio::task::block_in_place(|| {
+            store.set_channel(&self.place.team, &self.place.channel, &cursor)
+        })
+        .map_err(Stop::Fatal)
     }
 
     /// Before fetching the next page: past the time budget, deliver what is pending and
