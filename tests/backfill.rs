@@ -111,18 +111,9 @@ async fn backfill_honours_the_range() {
 async fn a_killed_backfill_resumes_without_resending_what_was_acknowledged() {
     let h = Harness::new(old_tenant()).await;
     h.emu.set_latency(Duration::from_millis(25));
-    h.write_config();
     let since = since_days_ago(401);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"))
-        .args([
-            "--config",
-            &h.config_path().display().to_string(),
-            "backfill",
-            "--since",
-            &since,
-        ])
-        .env_clear()
-        .envs(&h.env)
+    let mut child = h
+        .command(&["backfill", "--since", &since])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

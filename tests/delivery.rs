@@ -227,17 +227,8 @@ async fn replies_to_threads_older_than_the_window_are_out_of_reach() {
 async fn sigterm_mid_run_exits_143_quickly_and_the_rerun_completes() {
     let h = Harness::new(big_channel()).await;
     h.emu.set_latency(Duration::from_millis(50));
-    h.write_config();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"))
-        .args([
-            "--config",
-            &h.config_path().display().to_string(),
-            "--log-format",
-            "json",
-            "run",
-        ])
-        .env_clear()
-        .envs(&h.env)
+    let child = h
+        .command(&["run"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -265,22 +256,13 @@ async fn sigterm_mid_run_exits_143_quickly_and_the_rerun_completes() {
 async fn kill_9_at_random_moments_loses_nothing() {
     let h = Harness::new(big_channel()).await;
     h.emu.set_latency(Duration::from_millis(20));
-    h.write_config();
     // Deterministic "random" moments, spread over the crawl. They start counting once the
     // crawl delivers: a kill inside the token exchange is issue 3's (the identity platform
     // has rotated the refresh token before we could store it).
     let mut killed_at: Vec<usize> = Vec::new();
     for delay_ms in [150u64, 20, 300] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"))
-            .args([
-                "--config",
-                &h.config_path().display().to_string(),
-                "--log-format",
-                "json",
-                "run",
-            ])
-            .env_clear()
-            .envs(&h.env)
+        let mut child = h
+            .command(&["run"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -47,7 +47,7 @@ const TENANT_SIGNAL: Duration = Duration::from_secs(1);
 /// slow predecessor, and with a one-token channel bucket that is a 429. The tenant keeps a
 /// thin margin; the channel, rarely the binding limit, a wide one.
 const TENANT_MARGIN: f64 = 0.98;
-const CHANNEL_MARGIN: f64 = 0.8;
+const CHANNEL_MARGIN: f64 = 0.9;
 
 fn quota(per_second: f64) -> Quota {
     let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
@@ -166,6 +166,11 @@ impl Budget {
 #[derive(Default)]
 struct ChannelFences {
     until: HashMap<String, Instant>,
+    /// When each channel's last request left. A channel has one request in flight at a
+    /// time, and the tenant bucket may hold a request back after the channel bucket let it
+    /// go: spacing is measured from the real departure, or the next request of the
+    /// channel could leave less than a channel interval after it.
+    sent: HashMap<String, Instant>,
     /// The last channel 429: which channel, when.
     last: Option<(String, Instant)>,
 }
@@ -175,6 +180,7 @@ pub struct Limiter {
     directory: Budget,
     team: Budget,
     channel: DefaultKeyedRateLimiter<String>,
+    channel_interval: Duration,
     /// Channels fenced by a 429. A std `Mutex`: held for a lookup or an insert.
     channel_fences: Mutex<ChannelFences>,
 }
@@ -189,6 +195,9 @@ impl Limiter {
             directory: Budget::new("directory", tenant_rps),
             team: Budget::new("teams", tenant_rps),
             channel: RateLimiter::keyed(quota(channel_rps * CHANNEL_MARGIN)),
+            channel_interval: Duration::from_secs_f64(
+                1.0 / (channel_rps * CHANNEL_MARGIN).max(0.001),
+            ),
             channel_fences: Mutex::new(ChannelFences::default()),
         }
     }
@@ -201,13 +210,22 @@ impl Limiter {
         }
     }
 
+    /// The earliest a request of channel `key` may leave: after its 429 fence and one
+    /// channel interval after its last request left.
     fn channel_fence(&self, key: &str) -> Option<Instant> {
         let fences = self.channel_fences.lock().ok()?;
-        fences
-            .until
-            .get(key)
-            .copied()
-            .filter(|t| *t > Instant::now())
+        let fence = fences.until.get(key).copied();
+        let spaced = fences.sent.get(key).map(|t| *t + self.channel_interval);
+        fence.max(spaced).filter(|t| *t > Instant::now())
+    }
+
+    fn channel_sent(&self, key: &str) {
+        if let Ok(mut f) = self.channel_fences.lock() {
+            let now = Instant::now();
+            f.sent
+                .retain(|_, t| now.duration_since(*t) < Duration::from_secs(60));
+            f.sent.insert(key.to_string(), now);
+        }
     }
 
     /// Waits until `scope` may send: fences and pacer first, then the governor ceilings.
@@ -234,6 +252,9 @@ impl Limiter {
             self.channel.until_key_ready(&key.to_string()).await;
         }
         budget.ceiling.until_ready().await;
+        if let Scope::Channel(key) = scope {
+            self.channel_sent(key);
+        }
     }
 
     /// Graph answered 429 for `scope` with `retry_after`.
@@ -348,5 +369,19 @@ mod tests {
             l.messages.fence() <= Instant::now(),
             "channel messages are not held up"
         );
+    }
+
+    #[test]
+    fn channel_spacing_counts_from_the_real_departure() {
+        let l = Limiter::new(10.0, 1.0);
+        // The request left (after any tenant wait): the next one waits a channel interval
+        // from now, not from when the channel bucket let the previous one go.
+        l.channel_sent("a");
+        let next = l.channel_fence("a").expect("spaced");
+        assert!(
+            next >= Instant::now() + Duration::from_millis(1000),
+            "1/0.9 s after leaving"
+        );
+        assert!(l.channel_fence("b").is_none());
     }
 }
