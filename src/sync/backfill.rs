@@ -55,8 +55,9 @@ impl<'a> Progress<'a> {
                     done: next.is_none(),
                     updated_at: Utc::now(),
                 };
-                let store = &self.crawl.store;
-                tokio::task::block_in_place(|| store.set_backfill(&team, &channel, &progress))
+                self.crawl
+                    .store
+                    .set_backfill(&team, &channel, &progress)
                     .map_err(Stop::Fatal)?;
             }
         }

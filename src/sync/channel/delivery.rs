@@ -80,13 +80,11 @@ impl Progress<'_> {
         });
         self.cursor.in_progress = link;
         self.cursor.round_newest = self.newest;
-        // Flushed, so a kill resends at most a page (at-least-once either way); the fsync
-        // blocks, so the runtime moves other tasks off this worker meanwhile.
-        let store = &self.crawl.store;
-        tokio::task::block_in_place(|| {
-            store.set_channel(&self.place.team, &self.place.channel, &self.cursor)
-        })
-        .map_err(Stop::Fatal)
+        // Flushed, so a kill resends at most a page (at-least-once either way).
+        self.crawl
+            .store
+            .set_channel(&self.place.team, &self.place.channel, &self.cursor)
+            .map_err(Stop::Fatal)
     }
 
     /// Sends what is left, then saves the cursor: only now is every document of the round
@@ -104,12 +102,10 @@ impl Progress<'_> {
             in_progress_acked: None,
             round_newest: None,
         };
-        // The fsync blocks: let the runtime move other tasks off this worker meanwhile.
-        let store = &self.crawl.store;
-        tokio::task::block_in_place(|| {
-            store.set_channel(&self.place.team, &self.place.channel, &cursor)
-        })
-        .map_err(Stop::Fatal)
+        self.crawl
+            .store
+            .set_channel(&self.place.team, &self.place.channel, &cursor)
+            .map_err(Stop::Fatal)
     }
 
     /// Before fetching the next page: past the time budget, deliver what is pending and
