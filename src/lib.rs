@@ -23,6 +23,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod digest;
 pub mod emulator;
 pub mod exit;
 pub mod graph;

@@ -227,5 +227,5 @@ pub fn token_url(login: &Url, tenant: &str) -> Result<Url> {
 /// chain started from" without keeping the seed.
 pub fn fingerprint(s: &Secret) -> String {
     let digest = Sha256::digest(s.expose().as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&digest[..8])
 }

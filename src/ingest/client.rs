@@ -149,8 +149,5 @@ enum Failure {
 }
 
 fn idempotency_key(body: &[u8]) -> String {
-    Sha256::digest(body)[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::hex(&Sha256::digest(body)[..16])
 }

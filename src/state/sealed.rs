@@ -52,7 +52,7 @@ impl StateKey {
     /// First 8 bytes of SHA-256 over the derived key: names the key, reveals nothing usable.
     pub fn id(&self) -> String {
         let d = Sha256::digest(self.key.as_slice());
-        d[..8].iter().map(|b| format!("{b:02x}")).collect()
+        crate::digest::hex(&d[..8])
     }
 
     /// Encrypts `plain`, binding it to `context` (the store key it is written under).

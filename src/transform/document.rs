@@ -60,27 +60,15 @@ impl Document {
 /// same id; the tenant is part of it so two tenants feeding one ingest never collide.
 pub fn document_id(tenant: &str, team: &str, channel: &str, thread: &str, message: &str) -> String {
     let mut h = Sha256::new();
-    for (i, part) in [
-        tenant.to_ascii_lowercase().as_str(),
-        team,
-        channel,
-        thread,
-        message,
-    ]
-    .iter()
-    .enumerate()
-    {
-        if i > 0 {
-            h.update([0u8]);
-        }
+    // The tenant lower-cased without allocating: the id is computed for every message.
+    for b in tenant.bytes() {
+        h.update([b.to_ascii_lowercase()]);
+    }
+    for part in [team, channel, thread, message] {
+        h.update([0u8]);
         h.update(part.as_bytes());
     }
-    let digest = h.finalize();
-    let mut out = String::with_capacity(32);
-    for b in &digest[..16] {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    crate::digest::hex(&h.finalize()[..16])
 }
 
 #[cfg(test)]

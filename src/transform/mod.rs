@@ -64,7 +64,11 @@ impl Directory {
         self.mails.insert(id.to_ascii_lowercase(), mail.to_string());
     }
     pub fn mail(&self, id: &str) -> Option<&str> {
-        self.mails.get(&id.to_ascii_lowercase()).map(String::as_str)
+        // Graph writes ids in lower case: look up as given, lower-case only on a miss.
+        self.mails
+            .get(id)
+            .or_else(|| self.mails.get(&id.to_ascii_lowercase()))
+            .map(String::as_str)
     }
     pub fn len(&self) -> usize {
         self.mails.len()

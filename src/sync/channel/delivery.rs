@@ -139,8 +139,5 @@ fn page_digest(ids: &[String]) -> String {
         h.update(id.as_bytes());
         h.update([0u8]);
     }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::hex(&h.finalize()[..16])
 }
