@@ -164,3 +164,19 @@ async fn backfill_rejects_bad_dates_with_64() {
         64
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_backfill_progress() {
+    let h = Harness::new(old_tenant()).await;
+    let since = since_days_ago(401);
+    assert_eq!(h.run(&["backfill", "--since", &since]).await.code, 0);
+    let status: serde_json::Value =
+        serde_json::from_str(&h.run(&["status", "--json"]).await.stdout).unwrap();
+    let backfills = status["backfills"].as_array().expect("backfills");
+    assert_eq!(backfills.len(), 2, "one per crawled channel: {status}");
+    assert!(backfills
+        .iter()
+        .all(|b| b["done"] == true && b["next"].is_null()));
+    let text = h.run(&["status"]).await.stdout;
+    assert!(text.contains("backfill: 2 of 2 channel(s) done"), "{text}");
+}

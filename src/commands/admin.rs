@@ -41,6 +41,8 @@ struct StatusView {
     /// End of the last run that exited 0 (dry runs do not count).
     last_success_at: Option<String>,
     channels: Vec<ChannelView>,
+    /// Per channel with stored `backfill` progress.
+    backfills: Vec<BackfillView>,
     last_run: Option<Summary>,
     last_run_exit_code: Option<i32>,
     /// The teams and channels that failed in the last run (also in `last_run`).
@@ -62,6 +64,19 @@ struct ChannelView {
     /// resumes; null when no round is unfinished.
     in_progress: Option<String>,
     failed_in_last_run: bool,
+}
+
+#[derive(Serialize)]
+struct BackfillView {
+    team: String,
+    channel: String,
+    /// The range, RFC 3339; `until` null: up to when the backfill ran.
+    since: String,
+    until: Option<String>,
+    done: bool,
+    /// The next message-list page a rerun reads; null once done.
+    next: Option<String>,
+    updated_at: String,
 }
 
 pub fn status(config: &Config, json: bool) -> Result<Code> {
@@ -99,6 +114,19 @@ pub fn status(config: &Config, json: bool) -> Result<Code> {
                 in_progress: cursor.in_progress,
             })
             .collect(),
+        backfills: store
+            .backfills()?
+            .into_iter()
+            .map(|(team, channel, p)| BackfillView {
+                team,
+                channel,
+                since: p.since,
+                until: p.until,
+                done: p.done,
+                next: p.next,
+                updated_at: graph_time(p.updated_at),
+            })
+            .collect(),
         last_run_exit_code: last_run.as_ref().map(|r| r.exit_code),
         last_run,
         failures,
@@ -123,6 +151,13 @@ pub fn status(config: &Config, json: bool) -> Result<Code> {
     match &view.last_success_at {
         Some(at) => println!("last successful run: {at}"),
         None => println!("last successful run: none recorded"),
+    }
+    if !view.backfills.is_empty() {
+        let done = view.backfills.iter().filter(|b| b.done).count();
+        println!(
+            "backfill: {done} of {} channel(s) done",
+            view.backfills.len()
+        );
     }
     println!("channels with a cursor: {}", view.channels.len());
     for c in &view.channels {

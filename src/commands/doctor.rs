@@ -455,10 +455,10 @@ async fn check_ingest(
             "set TEAMS_CONNECTOR_INGEST_TOKEN or TEAMS_CONNECTOR_INGEST_TOKEN_FILE",
         )
     })?;
-    let http = build_client(config.ingest.timeout).map_err(internal)?;
     let client = IngestClient {
-        http,
+        http: build_client(config.limits.request_timeout).map_err(internal)?,
         url: config.ingest.url.clone(),
+        timeout: config.ingest.timeout,
         token: token.clone(),
         max_retries: config.limits.max_retries.min(DOCTOR_RETRIES),
         counters,

@@ -1,6 +1,7 @@
-//! The one place a `reqwest::Client` is built (clippy's `disallowed-methods` keeps it so):
-//! rustls, gzip, HTTP/2 by ALPN, a connection pool shared by every task, and a timeout on
-//! every request so a hung connection cannot stall a run.
+//! The one place a `reqwest::Client` is built (clippy's `disallowed-methods` keeps it so),
+//! once per run: Graph, the token endpoint and the ingest share its connection pool.
+//! rustls, gzip, HTTP/2 by ALPN, and a timeout on every request (the ingest sets its own
+//! per POST) so a hung connection cannot stall a run.
 
 use std::time::Duration;
 

@@ -102,6 +102,13 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_that_is_not_utf8_is_ignored() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_bytes(b"\xff\xfe1").unwrap());
+        assert_eq!(retry_after(&h), None, "falls back to the computed backoff");
+    }
+
+    #[test]
     fn retry_after_http_date_in_the_past_is_zero() {
         let d = retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(d, Some(Duration::ZERO));

@@ -43,8 +43,10 @@ struct Batch<'a> {
 }
 
 pub struct IngestClient {
+    /// The process's one client (shared pool); `timeout` is set per POST.
     pub http: reqwest::Client,
     pub url: Url,
+    pub timeout: std::time::Duration,
     pub token: Secret,
     pub max_retries: u32,
     pub counters: Arc<Counters>,
@@ -105,6 +107,7 @@ impl IngestClient {
         let sent = self
             .http
             .post(self.url.clone())
+            .timeout(self.timeout)
             .bearer_auth(self.token.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", key)

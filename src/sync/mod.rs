@@ -125,8 +125,9 @@ pub async fn run(
         Output::DryRun
     } else {
         Output::Post(IngestClient {
-            http: build_client(config.ingest.timeout)?,
+            http: http.clone(),
             url: config.ingest.url.clone(),
+            timeout: config.ingest.timeout,
             token: config.ingest_token()?.clone(),
             max_retries: config.limits.max_retries,
             counters: counters.clone(),
