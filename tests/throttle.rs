@@ -314,25 +314,14 @@ async fn the_emulator_command_prints_json_and_enforces_its_flags() {
         .unwrap();
     let access = token["access_token"].as_str().unwrap();
     let graph = info["graph_url"].as_str().unwrap();
-    let teams: Value = http
-        .get(format!("{graph}/v1.0/me/joinedTeams"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let teams = get_json(&http, &format!("{graph}/v1.0/me/joinedTeams"), access).await;
     let team = teams["value"][0]["id"].as_str().unwrap();
-    let chans: Value = http
-        .get(format!("{graph}/v1.0/teams/{team}/channels"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let chans = get_json(
+        &http,
+        &format!("{graph}/v1.0/teams/{team}/channels"),
+        access,
+    )
+    .await;
     let channel = chans["value"][0]["id"].as_str().unwrap();
     let url = format!("{graph}/v1.0/teams/{team}/channels/{channel}/messages");
     let mut statuses = Vec::new();
@@ -360,4 +349,16 @@ async fn the_emulator_command_prints_json_and_enforces_its_flags() {
     assert_eq!(statuses, [200, 429]);
     assert_eq!(stats["limited"], 1);
     assert_eq!(stats["message_requests"], 2);
+}
+
+/// GET with a bearer token, the body as JSON.
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

@@ -78,34 +78,14 @@ impl Graph {
         shutdown: Shutdown,
     ) -> Self {
         let limits = &config.limits;
-        Graph::new(
-            Endpoints::new(&config.graph_url),
+        Graph {
+            endpoints: Endpoints::new(&config.graph_url),
             http,
             tokens,
-            Limiter::new(
+            limiter: Limiter::new(
                 limits.requests_per_second,
                 limits.per_channel_requests_per_second,
             ),
-            counters,
-            max_retries,
-            shutdown,
-        )
-    }
-
-    pub fn new(
-        endpoints: Endpoints,
-        http: reqwest::Client,
-        tokens: Arc<TokenSource>,
-        limiter: Limiter,
-        counters: Arc<Counters>,
-        max_retries: u32,
-        shutdown: Shutdown,
-    ) -> Self {
-        Graph {
-            endpoints,
-            http,
-            tokens,
-            limiter,
             counters,
             max_retries,
             shutdown,
