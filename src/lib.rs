@@ -16,15 +16,14 @@
 //! function per command), `exit` (the exit-code table), `http` (the one client, retry
 //! decisions, rate limits), `shutdown` (signals, cancel-aware sleep), `telemetry` (logs),
 //! `secret` (values that never print), `metrics` (the `--metrics-file` textfile),
-//! `progress` (periodic progress lines during a crawl) and `emulator` (Graph emulator and
-//! ingest sink for `demo`, `emulator` and the tests).
+//! `progress` (periodic progress lines during a crawl). The Graph emulator and ingest sink
+//! that `demo`, `emulator` and the tests use are the `graph-emulator` crate.
 
 pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod digest;
-pub mod emulator;
 pub mod exit;
 pub mod graph;
 pub mod http;

@@ -1,10 +1,12 @@
 //! The `teams-connector` binary: parse flags, start telemetry, run the command, map the
 //! outcome to an exit code (DESIGN.md). Errors print as one line on stderr.
 
+mod demo;
+
 use std::process::ExitCode;
 
 use clap::Parser;
-use teams_connector::cli::Cli;
+use teams_connector::cli::{Cli, Command};
 use teams_connector::exit::Code;
 use teams_connector::shutdown::Shutdown;
 use teams_connector::{commands, telemetry};
@@ -41,7 +43,12 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         let shutdown = Shutdown::new();
         shutdown.listen_for_signals();
-        match commands::dispatch(cli, shutdown).await {
+        let outcome = match cli.command {
+            Command::Demo => demo::demo(shutdown).await,
+            Command::Emulator(args) => demo::emulator(args, shutdown).await,
+            _ => commands::dispatch(cli, shutdown).await,
+        };
+        match outcome {
             Ok(code) => code,
             Err(fatal) => {
                 eprintln!("teams-connector: {}", fatal.message);

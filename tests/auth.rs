@@ -9,7 +9,7 @@ mod flows;
 mod login;
 mod rest;
 
-use teams_connector::emulator::{EmulatorOptions, TenantSpec};
+use graph_emulator::{EmulatorOptions, TenantSpec};
 
 use crate::util::{Harness, Run};
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use teams_connector::emulator::TenantSpec;
+use graph_emulator::TenantSpec;
 
 use crate::util::Harness;
 

@@ -1,7 +1,7 @@
 //! Bad answers from Graph and bad state (issue 5): each is a clear error or a counted
 //! skip, never a panic, never a lost cursor.
 
-use teams_connector::emulator::{Fault, TenantSpec};
+use graph_emulator::{Fault, TenantSpec};
 
 use crate::util::{Harness, Run};
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use teams_connector::emulator::{EmulatorOptions, Mutation, TenantSpec};
+use graph_emulator::{EmulatorOptions, Mutation, TenantSpec};
 
 use crate::util::Harness;
 

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use graph_emulator::TenantSpec;
 use serde_json::Value;
-use teams_connector::emulator::TenantSpec;
 use teams_connector::state::Store;
 
 use crate::util::Harness;
@@ -415,7 +415,7 @@ async fn quiet_prints_only_errors_and_the_summary() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_progress_line_is_logged_while_a_run_is_in_flight() {
-    let mut h = crate::util::Harness::new(teams_connector::emulator::TenantSpec::default()).await;
+    let mut h = crate::util::Harness::new(graph_emulator::TenantSpec::default()).await;
     h.emu.set_latency(std::time::Duration::from_millis(30));
     h.env
         .insert("TEAMS_CONNECTOR_PROGRESS_INTERVAL".into(), "100ms".into());
@@ -455,7 +455,7 @@ async fn on_a_terminal_progress_is_a_bar() {
         eprintln!("`script` (util-linux) is not installed: no pseudo-terminal to test the bar in");
         return;
     }
-    let h = crate::util::Harness::new(teams_connector::emulator::TenantSpec::default()).await;
+    let h = crate::util::Harness::new(graph_emulator::TenantSpec::default()).await;
     h.emu.set_latency(std::time::Duration::from_millis(40));
     h.write_config();
     let command = format!(

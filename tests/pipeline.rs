@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use graph_emulator::{Expected, Mutation, TenantSpec};
 use serde_json::Value;
-use teams_connector::emulator::{Expected, Mutation, TenantSpec};
 
 use crate::util::Harness;
 
@@ -121,13 +121,13 @@ async fn later_runs_forward_only_changes_with_stable_ids_and_deletes() {
     let third = h.run(&["run"]).await;
     assert_eq!(third.code, 0, "{}", third.stderr);
     let new_docs: Vec<Value> = h.sink.documents()[first..].to_vec();
-    let visible = |k: &teams_connector::emulator::MessageKey| {
+    let visible = |k: &graph_emulator::MessageKey| {
         h.emu
             .truth()
             .iter()
             .any(|t| t.team_id == k.team_id && !t.team_private)
     };
-    let id_of = |k: &teams_connector::emulator::MessageKey| {
+    let id_of = |k: &graph_emulator::MessageKey| {
         teams_connector::transform::document_id(
             &h.emu.tenant_id(),
             &k.team_id,

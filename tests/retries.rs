@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use teams_connector::emulator::{Fault, TenantSpec};
+use graph_emulator::{Fault, TenantSpec};
 
 use crate::util::Harness;
 
@@ -95,8 +95,8 @@ fn busy() -> TenantSpec {
     }
 }
 
-fn emulator_limits(tenant_rps: f64, channel_rps: f64) -> teams_connector::emulator::Limits {
-    teams_connector::emulator::Limits {
+fn emulator_limits(tenant_rps: f64, channel_rps: f64) -> graph_emulator::Limits {
+    graph_emulator::Limits {
         tenant_rps: Some(tenant_rps),
         channel_rps: Some(channel_rps),
         ..Default::default()
@@ -120,11 +120,8 @@ async fn with_the_limits_set_to_graphs_the_crawl_stays_under_them() {
     // After the first second (the buckets start full), no 1 s window holds more than the
     // tenant rate; one extra for a request on the window's edge.
     let arrivals = h.emu.arrivals();
-    let peak = teams_connector::emulator::max_in_window(
-        &arrivals,
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-    );
+    let peak =
+        graph_emulator::max_in_window(&arrivals, Duration::from_secs(1), Duration::from_secs(1));
     assert!(peak <= 11, "{peak} requests in one second");
     assert!(
         arrivals.len() >= 40,

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
+use graph_emulator::{max_in_window, Emulator, EmulatorOptions, Limits, TenantSpec};
 use serde_json::Value;
-use teams_connector::emulator::{max_in_window, Emulator, EmulatorOptions, Limits, TenantSpec};
 
 use crate::util::local;
 

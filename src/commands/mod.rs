@@ -2,7 +2,6 @@
 //! outcome into an exit [`Code`]. `main` only prints what comes back.
 
 mod admin;
-mod demo;
 mod doctor;
 mod login;
 
@@ -28,8 +27,10 @@ pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
         Command::Status { json } => admin::status(&Config::load(&cli.config)?, json),
         Command::Reset(args) => admin::reset(&Config::load(&cli.config)?, &args),
         Command::Logout => admin::logout(&Config::load(&cli.config)?),
-        Command::Emulator(args) => demo::emulator(args, shutdown).await,
-        Command::Demo => demo::demo(shutdown).await,
+        // Served by the binary (`src/demo.rs`): the library does not link the emulator.
+        Command::Emulator(_) | Command::Demo => Err(Fatal::internal(
+            "the demo and emulator commands are run by the binary",
+        )),
         Command::Backfill(args) => backfill(&cli.config, &args, shutdown).await,
         Command::Login => login::login(&Config::load(&cli.config)?, shutdown).await,
         Command::Doctor => doctor::doctor(&cli.config, shutdown).await,

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use teams_connector::emulator::EmulatorOptions;
+use graph_emulator::EmulatorOptions;
 
 use super::{assert_no_secrets, grants, harness, harness_with};
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use teams_connector::emulator::TokenFailure;
+use graph_emulator::TokenFailure;
 
 use super::{assert_no_secrets, error_line, grants, harness};
 

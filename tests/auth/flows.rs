@@ -1,6 +1,6 @@
 //! The password (ROPC) and client-credentials (app-only) flows, and confidential clients.
 
-use teams_connector::emulator::EmulatorOptions;
+use graph_emulator::EmulatorOptions;
 
 use super::{assert_no_secrets, error_line, grants, harness, harness_with};
 use crate::util::Harness;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use teams_connector::emulator::{DeviceLogin, DeviceOutcome};
+use graph_emulator::{DeviceLogin, DeviceOutcome};
 
 use super::{assert_no_secrets, error_line, grants, harness};
 use crate::util::Harness;

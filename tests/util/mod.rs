@@ -8,10 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use graph_emulator::{Emulator, EmulatorOptions, Expected, Sink, TenantSpec, TruthMessage};
 use serde_json::Value;
-use teams_connector::emulator::{
-    Emulator, EmulatorOptions, Expected, Sink, TenantSpec, TruthMessage,
-};
 use teams_connector::transform::document_id;
 
 pub const INGEST_TOKEN: &str = "test-ingest-token-7f3a";

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::identity::{aad_error, check_client, user_tokens};
-use super::{Shared, World};
+use crate::identity::{aad_error, check_client, user_tokens};
+use crate::{Shared, World};
 
 /// `grant_type` of the polling request.
 pub(crate) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";

@@ -4,7 +4,7 @@
 //! Refresh tokens rotate on every use, like Entra ID: each grant returns a new one, and with
 //! `strict_rotation` the spent one is rejected afterwards. Grants are dispatched on
 //! `grant_type`: refresh token, password (ROPC), client credentials (app-only) and the
-//! device-code poll ([`super::device`]). Error bodies and AADSTS codes follow
+//! device-code poll ([`crate::device`]). Error bodies and AADSTS codes follow
 //! `token-error-*.json`; failures can be injected ([`TokenFailure`]).
 
 use std::collections::HashMap;
@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::prng::Rng;
-use super::Shared;
+use crate::prng::Rng;
+use crate::Shared;
 
 /// A failure the token endpoint answers instead of a token (see `Emulator::fail_token_requests`).
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ pub(crate) struct TokenStore {
     /// Graph answers 401 to every token while set.
     pub reject_all: bool,
     /// Pending device-code sign-ins by device code.
-    pub(crate) devices: HashMap<String, super::device::Session>,
+    pub(crate) devices: HashMap<String, crate::device::Session>,
 }
 
 /// Verdict on a bearer token presented to Graph.
@@ -167,7 +167,7 @@ impl TokenStore {
 }
 
 /// The id token claims of the technical user (`preferred_username`, `name`, `oid`, `tid`).
-fn user_claims(w: &super::World) -> serde_json::Value {
+fn user_claims(w: &crate::World) -> serde_json::Value {
     let t = &w.tenant;
     let u = &t.people.users[t.technical];
     json!({
@@ -209,7 +209,7 @@ pub(crate) async fn token(
         }
         Some("password") => password_grant(&mut w, &form, lifetime),
         Some("client_credentials") => client_credentials_grant(&mut w, &form, lifetime),
-        Some(super::device::GRANT_TYPE) => super::device::poll(&mut w, &form, lifetime),
+        Some(crate::device::GRANT_TYPE) => crate::device::poll(&mut w, &form, lifetime),
         Some(other) => {
             let desc =
                 format!("AADSTS70003: The app requested an unsupported grant type '{other}'.");
@@ -224,7 +224,7 @@ pub(crate) async fn token(
 
 /// Tenant, `client_id` and (when sent) `client_secret` checks shared by the identity endpoints.
 pub(crate) fn check_client(
-    w: &mut super::World,
+    w: &mut crate::World,
     tenant: &str,
     form: &HashMap<String, String>,
 ) -> Option<Response> {
@@ -292,7 +292,7 @@ async fn failed(failure: TokenFailure) -> Response {
 
 /// The token response of a delegated grant: access, rotated refresh and id token.
 pub(crate) fn user_tokens(
-    w: &mut super::World,
+    w: &mut crate::World,
     form: &HashMap<String, String>,
     grant_type: &str,
     lifetime: Duration,
@@ -321,7 +321,7 @@ pub(crate) fn user_tokens(
     .into_response()
 }
 
-fn count_grant(w: &mut super::World, grant_type: &str) {
+fn count_grant(w: &mut crate::World, grant_type: &str) {
     w.stats.token_grants += 1;
     *w.stats
         .grants_by_type
@@ -331,7 +331,7 @@ fn count_grant(w: &mut super::World, grant_type: &str) {
 
 /// ROPC: the technical user's UPN and password; no MFA in the emulated tenant.
 fn password_grant(
-    w: &mut super::World,
+    w: &mut crate::World,
     form: &HashMap<String, String>,
     lifetime: Duration,
 ) -> Response {
@@ -349,7 +349,7 @@ fn password_grant(
 /// App-only: needs the client secret and `{resource}/.default`; no refresh or id token
 /// (`token-response-client-credentials.json`).
 fn client_credentials_grant(
-    w: &mut super::World,
+    w: &mut crate::World,
     form: &HashMap<String, String>,
     lifetime: Duration,
 ) -> Response {
@@ -374,7 +374,7 @@ fn client_credentials_grant(
 }
 
 fn refresh_grant(
-    w: &mut super::World,
+    w: &mut crate::World,
     form: &HashMap<String, String>,
     strict: bool,
     lifetime: Duration,

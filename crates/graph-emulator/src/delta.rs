@@ -16,13 +16,13 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::graph::{bad_request, find_channel, Params};
-use super::links::{DeltaCursor, Link};
-use super::messages::{respond, root_json};
-use super::prng::mix_str;
-use super::render::Flavor;
-use super::tenant::{Channel, Message, Team, Tenant};
-use super::Shared;
+use crate::graph::{bad_request, find_channel, Params};
+use crate::links::{DeltaCursor, Link};
+use crate::messages::{respond, root_json};
+use crate::prng::mix_str;
+use crate::render::Flavor;
+use crate::tenant::{Channel, Message, Team, Tenant};
+use crate::Shared;
 
 /// Delta reaches back about 8 months; older roots are only visible through the list.
 const DELTA_WINDOW_MS: i64 = 240 * 86_400_000;

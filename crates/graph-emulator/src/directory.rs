@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use super::prng::Rng;
-use super::tenant::numbered;
+use crate::prng::Rng;
+use crate::tenant::numbered;
 
 #[rustfmt::skip]
 const FIRST: &[&str] = &[

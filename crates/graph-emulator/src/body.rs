@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use super::directory::People;
-use super::parts;
+use crate::directory::People;
+use crate::parts;
 
 pub(crate) fn mention_user_ids(mentions: &[Value]) -> impl Iterator<Item = &str> {
     mentions

@@ -8,13 +8,13 @@
 
 use serde_json::{json, Value};
 
-use super::content::Sender;
-use super::directory::{User, UserKind};
-use super::tenant::{Channel, Message, Team, Tenant};
+use crate::content::Sender;
+use crate::directory::{User, UserKind};
+use crate::tenant::{Channel, Message, Team, Tenant};
 
 /// `2021-01-22T21:39:42.08Z`: milliseconds with trailing zeros dropped, like Graph.
 pub(crate) fn graph_time(ms: i64) -> String {
-    let t = super::tenant::to_utc(ms);
+    let t = crate::tenant::to_utc(ms);
     let base = t.format("%Y-%m-%dT%H:%M:%S").to_string();
     let frac = ms.rem_euclid(1000);
     if frac == 0 {

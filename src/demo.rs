@@ -1,15 +1,20 @@
 //! `demo` (the whole pipeline against an in-process emulator and sink, no config, no
 //! network) and `emulator` (the same servers in the foreground for an admin's own tries).
+//!
+//! These two commands belong to the binary, not the library: they are the only users of the
+//! `graph-emulator` crate (and through it of axum) outside the tests.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::cli::EmulatorArgs;
-use crate::config::{parse_duration, Config};
-use crate::emulator::{self, Emulator, EmulatorOptions, Foreground, Limits, Sink, TenantSpec};
-use crate::exit::{Code, Fatal, Result};
-use crate::shutdown::Shutdown;
-use crate::sync::{self, RunOptions};
+use graph_emulator::{
+    self as emulator, Emulator, EmulatorOptions, Foreground, Limits, Sink, TenantSpec,
+};
+use teams_connector::cli::EmulatorArgs;
+use teams_connector::config::{parse_duration, Config};
+use teams_connector::exit::{Code, Fatal, Result};
+use teams_connector::shutdown::Shutdown;
+use teams_connector::sync::{self, RunOptions};
 
 const DEMO_INGEST_TOKEN: &str = "demo-ingest-token";
 

@@ -11,11 +11,11 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 
-use super::content::{marker_for, Content, Gen, Kind, Markers, Place};
-use super::directory::{self, People};
-use super::prng::Rng;
-use super::truth::{Expected, SkipKind, TruthMessage};
-use super::TenantSpec;
+use crate::content::{marker_for, Content, Gen, Kind, Markers, Place};
+use crate::directory::{self, People};
+use crate::prng::Rng;
+use crate::truth::{Expected, SkipKind, TruthMessage};
+use crate::TenantSpec;
 
 #[rustfmt::skip]
 const ORGS: &[&str] = &[

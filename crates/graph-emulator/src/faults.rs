@@ -11,7 +11,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::Shared;
+use crate::Shared;
 
 /// What the injected answer looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub(crate) async fn inject(State(app): State<Arc<Shared>>, req: Request, next: N
     let path = req.uri().path().to_string();
     let fault = {
         let mut w = app.lock();
-        let route = super::server::route_of(&path);
+        let route = crate::server::route_of(&path);
         let found = w.faults.iter_mut().find(|p| {
             p.remaining > 0 && route == Some(p.route.as_str()) && path.contains(p.scope.as_str())
         });
@@ -72,12 +72,12 @@ pub(crate) async fn inject(State(app): State<Arc<Shared>>, req: Request, next: N
         Fault::MissingValue => json(StatusCode::OK, r#"{"@odata.context":"x"}"#.into()),
         Fault::Forbidden => json(
             StatusCode::FORBIDDEN,
-            include_str!("../../fixtures/graph/error-403-unknown-error-channel-messages.json")
+            include_str!("../../../fixtures/graph/error-403-unknown-error-channel-messages.json")
                 .into(),
         ),
         Fault::NotFound => json(
             StatusCode::NOT_FOUND,
-            include_str!("../../fixtures/graph/error-404-team-not-found.json").into(),
+            include_str!("../../../fixtures/graph/error-404-team-not-found.json").into(),
         ),
         Fault::GatewayTimeout => json(
             StatusCode::GATEWAY_TIMEOUT,

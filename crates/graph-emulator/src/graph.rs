@@ -19,12 +19,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::identity::Access;
-use super::links::Link;
-use super::prng::Rng;
-use super::render;
-use super::tenant::{Channel, Team, Tenant};
-use super::Shared;
+use crate::identity::Access;
+use crate::links::Link;
+use crate::prng::Rng;
+use crate::render;
+use crate::tenant::{Channel, Team, Tenant};
+use crate::Shared;
 
 /// Query options, decoded (`$top`, `$select`, `$skiptoken`, …).
 pub(crate) struct Params(Vec<(String, String)>);

@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::graph::{bad_request, find_channel, graph_error, Params};
-use super::links::Link;
-use super::render::{self, encode_component, Flavor};
-use super::tenant::{Channel, Message, Team, Tenant};
-use super::Shared;
+use crate::graph::{bad_request, find_channel, graph_error, Params};
+use crate::links::Link;
+use crate::render::{self, encode_component, Flavor};
+use crate::tenant::{Channel, Message, Team, Tenant};
+use crate::Shared;
 
 /// A root, with its replies inline (newest first) when `$expand=replies`.
 pub(crate) fn root_json(

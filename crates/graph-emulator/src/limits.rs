@@ -21,11 +21,11 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::graph::{throttled_response, Throttle};
-use super::server::Arrival;
-use super::Shared;
+use crate::graph::{throttled_response, Throttle};
+use crate::server::Arrival;
+use crate::Shared;
 
-/// Rates and bursts of [`crate::emulator::Emulator::set_limits`]; `None` rate = no limit for
+/// Rates and bursts of [`crate::Emulator::set_limits`]; `None` rate = no limit for
 /// that scope, `None` burst = one second's worth (at least one request).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
@@ -251,7 +251,7 @@ pub(crate) async fn enforce(State(app): State<Arc<Shared>>, req: Request, next: 
 fn decide(app: &Shared, req: &Request) -> Option<Duration> {
     let path = req.uri().path();
     let limited_route = matches!(
-        super::server::route_of(path),
+        crate::server::route_of(path),
         Some("delta" | "messages" | "replies")
     );
     let channel = channel_of(path).filter(|_| limited_route)?;

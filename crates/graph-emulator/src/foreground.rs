@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use super::{Emulator, EmulatorOptions, Limits, Sink, TenantSpec};
+use crate::{Emulator, EmulatorOptions, Limits, Sink, TenantSpec};
 
 /// How `teams-connector emulator` serves: the tenant, ports (0 = any free one), and the knobs
 /// a benchmark turns.

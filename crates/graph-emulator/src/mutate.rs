@@ -6,9 +6,9 @@
 
 use std::collections::HashSet;
 
-use super::content::{Content, Sender};
-use super::tenant::{new_message, Body, Channel, Team, Tenant};
-use super::truth::{MessageKey, Mutation, MutationReport};
+use crate::content::{Content, Sender};
+use crate::tenant::{new_message, Body, Channel, Team, Tenant};
+use crate::truth::{MessageKey, Mutation, MutationReport};
 
 /// Where a message lives: team, channel, root index, reply index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -214,12 +214,12 @@ impl Tenant {
         out
     }
 
-    fn message(&self, loc: Loc) -> &super::tenant::Message {
+    fn message(&self, loc: Loc) -> &crate::tenant::Message {
         let root = &self.teams[loc.team].channels[loc.channel].roots[loc.root];
         loc.reply.map_or(root, |i| &root.replies[i])
     }
 
-    fn message_mut(&mut self, loc: Loc) -> &mut super::tenant::Message {
+    fn message_mut(&mut self, loc: Loc) -> &mut crate::tenant::Message {
         let root = &mut self.teams[loc.team].channels[loc.channel].roots[loc.root];
         match loc.reply {
             Some(i) => &mut root.replies[i],
@@ -245,7 +245,7 @@ impl Tenant {
     }
 }
 
-fn is_forward(m: &super::tenant::Message) -> bool {
+fn is_forward(m: &crate::tenant::Message) -> bool {
     m.deleted.is_none() && m.forwardable_content()
 }
 

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
-use super::directory::User;
+use crate::directory::User;
 
 /// What an `<at>` tag of a fixture body points at; person slots are filled with generated users.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +54,7 @@ fn fixture_bodies() -> &'static [String] {
     static BODIES: OnceLock<Vec<String>> = OnceLock::new();
     BODIES.get_or_init(|| {
         let raw: Value =
-            serde_json::from_str(include_str!("../../fixtures/graph/message-bodies.json"))
+            serde_json::from_str(include_str!("../../../fixtures/graph/message-bodies.json"))
                 .expect("fixtures/graph/message-bodies.json is valid JSON");
         raw.as_array()
             .expect("message-bodies.json is an array")

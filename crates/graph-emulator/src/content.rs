@@ -11,11 +11,11 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::body::{mention_user_ids, BodyBuilder};
-use super::directory::People;
-use super::parts::{self, FixtureMention};
-use super::prng::Rng;
-use super::truth::{Expected, SkipKind};
+use crate::body::{mention_user_ids, BodyBuilder};
+use crate::directory::People;
+use crate::parts::{self, FixtureMention};
+use crate::prng::Rng;
+use crate::truth::{Expected, SkipKind};
 
 #[rustfmt::skip]
 const WORDS: &[&str] = &[

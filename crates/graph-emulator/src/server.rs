@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::watch;
 
-use super::{delta, device, faults, graph, identity, limits, messages, Shared};
+use crate::{delta, device, faults, graph, identity, limits, messages, Shared};
 
 /// When a request reached the server (before the configured latency), as a request extension.
 #[derive(Debug, Clone, Copy)]
@@ -126,7 +126,7 @@ pub(crate) fn route_of(path: &str) -> Option<&'static str> {
     classify(path)
 }
 
-/// `GET /_emulator/stats[?arrivals=1]`: [`super::EmulatorStats`] as JSON plus the elapsed
+/// `GET /_emulator/stats[?arrivals=1]`: [`crate::EmulatorStats`] as JSON plus the elapsed
 /// time and, on request, the message-route arrival offsets in milliseconds. Not counted, no
 /// token needed.
 async fn stats(State(app): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {

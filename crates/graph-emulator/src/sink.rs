@@ -15,7 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::server::{self, ServerGuard};
+use crate::server::{self, ServerGuard};
 
 /// One POST as received.
 #[derive(Debug, Clone)]
