@@ -280,3 +280,76 @@ pub fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// What the ingest holds: the latest document the sink accepted for each id.
+pub fn latest(h: &Harness) -> BTreeMap<String, Value> {
+    h.received()
+}
+
+/// Checks the one property that matters: the ingest holds exactly what the tenant holds.
+/// Every message a connector must forward is there, latest version (author, mentions,
+/// marker, creation date); every deleted one is absent or deleted; every other skipped one
+/// never arrived. Returns the problems, one line each, so callers can print their context.
+pub fn divergence(h: &Harness, include_private_teams: bool) -> Vec<String> {
+    let held = latest(h);
+    let mut problems = Vec::new();
+    for t in h.emu.truth() {
+        if t.team_private && !include_private_teams {
+            continue;
+        }
+        let id = h.doc_id(&t);
+        let doc = held.get(&id);
+        let at = format!(
+            "{}/{}/{}/{}",
+            t.team_id, t.channel_id, t.thread_id, t.message_id
+        );
+        match (&t.expected, doc) {
+            (Expected::Forward { .. }, None) => problems.push(format!("missing {at}")),
+            (
+                Expected::Forward {
+                    author,
+                    mentions,
+                    marker,
+                },
+                Some(d),
+            ) => {
+                let mentioned: Vec<&str> = d["mentions"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let content = d["content"].as_str().unwrap_or("");
+                if d["op"] != "upsert" {
+                    problems.push(format!("{at}: latest is {} instead of an upsert", d["op"]));
+                } else if d["author"].as_str() != Some(author) {
+                    problems.push(format!("{at}: wrong author"));
+                } else if mentioned != mentions.iter().map(String::as_str).collect::<Vec<_>>() {
+                    problems.push(format!("{at}: wrong mentions"));
+                } else if marker
+                    .as_ref()
+                    .is_some_and(|m| !content.contains(m.as_str()))
+                {
+                    problems.push(format!("{at}: stale text"));
+                }
+            }
+            (Expected::Skip(graph_emulator::SkipKind::Deleted), Some(d)) if d["op"] != "delete" => {
+                problems.push(format!("{at}: deleted in the tenant, still held"))
+            }
+            (Expected::Skip(graph_emulator::SkipKind::Deleted), _) | (Expected::Skip(_), None) => {}
+            (Expected::Skip(why), Some(_)) => {
+                problems.push(format!("{at}: must be skipped ({why:?}) but was sent"))
+            }
+        }
+    }
+    problems
+}
+
+/// Panics with every divergence between the ingest and the tenant.
+pub fn assert_converged(h: &Harness, include_private_teams: bool) {
+    let problems = divergence(h, include_private_teams);
+    assert!(
+        problems.is_empty(),
+        "{} divergences between the ingest and the tenant:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

@@ -51,7 +51,7 @@ pub use foreground::{run_foreground, Foreground};
 pub use identity::TokenFailure;
 pub use limits::{max_in_window, Limits};
 pub use sink::{ReceivedBatch, Sink};
-pub use truth::{Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
+pub use truth::{Change, Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
 
 /// Shape of the generated tenant. Equal specs give equal tenants (ids, texts, times relative
 /// to the start).
@@ -370,6 +370,15 @@ impl Emulator {
             .lock()
             .tenant
             .mutate(&m, self.shared.opts.reply_bumps_root, now)
+    }
+
+    /// Applies a targeted [`Change`]; keys that name no message are left out of the report.
+    pub fn apply(&self, change: Change) -> MutationReport {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.shared
+            .lock()
+            .tenant
+            .apply(&change, self.shared.opts.reply_bumps_root, now)
     }
 
     pub fn stats(&self) -> EmulatorStats {

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use crate::content::{Content, Sender};
 use crate::tenant::{new_message, Body, Channel, Team, Tenant};
-use crate::truth::{MessageKey, Mutation, MutationReport};
+use crate::truth::{Change, MessageKey, Mutation, MutationReport};
 
 /// Where a message lives: team, channel, root index, reply index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,6 +81,49 @@ impl Tenant {
         report
     }
 
+    pub(crate) fn apply(&mut self, c: &Change, bump: bool, now: i64) -> MutationReport {
+        let mut report = MutationReport::default();
+        // One timestamp for the whole change; ids stay unique within each thread.
+        let at = self.next_ts(now);
+        let (Change::Reply(keys) | Change::Edit(keys) | Change::Delete(keys)) = c;
+        let locs: Vec<Loc> = keys.iter().filter_map(|k| self.locate(k)).collect();
+        for loc in locs {
+            match c {
+                Change::Reply(_) => report.added.push(self.add_reply_at(loc, bump, at)),
+                Change::Edit(_) => report.edited.push(self.edit_at(loc, bump, at)),
+                Change::Delete(_) => report.deleted.push(self.delete_at(loc, bump, at)),
+            }
+        }
+        report
+    }
+
+    /// Where the message `key` names lives, if it exists.
+    fn locate(&self, key: &MessageKey) -> Option<Loc> {
+        let team = self.teams.iter().position(|t| t.id == key.team_id)?;
+        let channel = self.teams[team]
+            .channels
+            .iter()
+            .position(|c| c.id == key.channel_id)?;
+        let roots = &self.teams[team].channels[channel].roots;
+        let root = roots.iter().position(|r| r.id() == key.thread_id)?;
+        let reply = if key.message_id == key.thread_id {
+            None
+        } else {
+            Some(
+                roots[root]
+                    .replies
+                    .iter()
+                    .position(|r| r.id() == key.message_id)?,
+            )
+        };
+        Some(Loc {
+            team,
+            channel,
+            root,
+            reply,
+        })
+    }
+
     fn add_root(&mut self, ti: usize, ci: usize, now: i64) -> MessageKey {
         let at = self.next_ts(now);
         let content = self.fresh_content(ti, ci, None);
@@ -99,6 +142,10 @@ impl Tenant {
 
     fn add_reply(&mut self, loc: Loc, bump: bool, now: i64) -> MessageKey {
         let at = self.next_ts(now);
+        self.add_reply_at(loc, bump, at)
+    }
+
+    fn add_reply_at(&mut self, loc: Loc, bump: bool, at: i64) -> MessageKey {
         let content = self.fresh_content(loc.team, loc.channel, None);
         let root = &mut self.teams[loc.team].channels[loc.channel].roots[loc.root];
         root.replies.push(new_message(
@@ -117,6 +164,10 @@ impl Tenant {
 
     fn edit(&mut self, loc: Loc, bump: bool, now: i64) -> MessageKey {
         let at = self.next_ts(now);
+        self.edit_at(loc, bump, at)
+    }
+
+    fn edit_at(&mut self, loc: Loc, bump: bool, at: i64) -> MessageKey {
         let team = &self.teams[loc.team];
         let current = self.content(team, &team.channels[loc.channel], self.message(loc));
         let author = match &current.from {
@@ -134,6 +185,10 @@ impl Tenant {
 
     fn delete(&mut self, loc: Loc, bump: bool, now: i64) -> MessageKey {
         let at = self.next_ts(now);
+        self.delete_at(loc, bump, at)
+    }
+
+    fn delete_at(&mut self, loc: Loc, bump: bool, at: i64) -> MessageKey {
         let msg = self.message_mut(loc);
         msg.deleted = Some(at);
         msg.modified = at;

@@ -60,6 +60,19 @@ pub struct Mutation {
     pub delete: usize,
 }
 
+/// A targeted change, for situations a test must build exactly. Every message one change
+/// touches gets the same timestamp: several messages in the same millisecond, which Graph
+/// produces (a message id is its creation time in milliseconds, unique only in its thread).
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A new reply in each of these threads (keys of their roots), all created at once.
+    Reply(Vec<MessageKey>),
+    /// New text for each of these messages, all edited at once.
+    Edit(Vec<MessageKey>),
+    /// These messages deleted at once.
+    Delete(Vec<MessageKey>),
+}
+
 /// Identifies a message; ids are only unique within a channel, so the key carries all levels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MessageKey {

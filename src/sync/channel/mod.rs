@@ -73,8 +73,10 @@ pub(super) struct Progress<'a> {
     page_docs: Vec<String>,
     /// On a resumed run: the prefix of the first page the ingest already has.
     resume_ack: Option<PageAck>,
-    /// Replies forwarded in this run, so the sweep does not send them twice.
-    sent_replies: HashSet<String>,
+    /// Replies decided in this run, by (thread id, message id): a message id is unique only
+    /// within its thread. The sweep skips these, so nothing is sent or counted twice. Kept
+    /// only on incremental rounds (the only ones a sweep follows).
+    handled_replies: HashSet<(String, String)>,
     batch: Vec<Document>,
     pub counts: ChannelCounts,
     /// Backfill: only messages created in this range, and no incremental cursor is touched.
@@ -106,7 +108,7 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
         page_url: None,
         page_docs: Vec::new(),
         resume_ack: None,
-        sent_replies: HashSet::new(),
+        handled_replies: HashSet::new(),
         batch: Vec::with_capacity(crawl.batch_size),
         counts: ChannelCounts::default(),
         range: crawl.backfill,
@@ -291,7 +293,12 @@ impl<'a> Progress<'a> {
         directory: &Directory,
     ) {
         let is_reply = msg.id != thread;
-        if sweep && self.sent_replies.contains(&msg.id) {
+        let reply_key = is_reply.then(|| (thread.to_owned(), msg.id.clone()));
+        if sweep
+            && reply_key
+                .as_ref()
+                .is_some_and(|k| self.handled_replies.contains(k))
+        {
             return;
         }
         if let Some(range) = self.range {
@@ -317,6 +324,9 @@ impl<'a> Progress<'a> {
         }
         self.counts.seen += 1;
         self.newest = max_time(self.newest, modified);
+        if let Some(key) = reply_key.filter(|_| self.incremental && self.range.is_none()) {
+            self.handled_replies.insert(key);
+        }
         let place = Place {
             team: &self.place.team,
             channel: &self.place.channel,
@@ -334,9 +344,6 @@ impl<'a> Progress<'a> {
                 }
                 if sweep {
                     self.counts.late_replies += 1;
-                }
-                if is_reply {
-                    self.sent_replies.insert(msg.id.clone());
                 }
                 self.page_docs.push(doc.id.clone());
                 self.batch.push(doc);
