@@ -14,6 +14,7 @@ use teams_connector::cli::EmulatorArgs;
 use teams_connector::config::{parse_duration, Config};
 use teams_connector::exit::{Code, Fatal, Result};
 use teams_connector::shutdown::Shutdown;
+use teams_connector::state::Store;
 use teams_connector::sync::{self, RunOptions};
 
 const DEMO_INGEST_TOKEN: &str = "demo-ingest-token";
@@ -121,7 +122,12 @@ async fn demo_run(
         ),
     ]);
     let config = Config::load_with_env(&config_path, &env)?;
-    let (summary, code) = sync::run(&config, &RunOptions::default(), shutdown).await?;
+    let store = std::sync::Arc::new(Store::open(&config.state_dir)?);
+    let report = sync::run(&config, &RunOptions::default(), store, shutdown).await;
+    if let Some(f) = report.fatal {
+        return Err(f);
+    }
+    let (summary, code) = (report.summary, report.code);
     let pretty = |v: &dyn erased::Pretty| v.pretty();
     println!("Run summary:\n{}", pretty(&summary));
     let docs = sink.documents();

@@ -1,10 +1,15 @@
 //! The exit-code table of DESIGN.md and the one error type that carries a code.
 //!
 //! Every failure that ends a command becomes a [`Fatal`]: a one-line message for the
-//! operator plus the [`Code`] cron, systemd and Kubernetes act on. `main` prints the
-//! message and exits with the code; nothing else in the program calls `process::exit`.
+//! operator, the [`Code`] cron, systemd and Kubernetes act on, and the error that caused
+//! it (a transport failure with its DNS/TLS/proxy causes, a store error). `main` prints
+//! the message with its causes once (ripgrep's `{:#}`) and exits with the code; nothing
+//! else in the program calls `process::exit` (but a second signal: see `shutdown`).
 
 use std::fmt;
+use std::sync::Arc;
+
+use crate::shutdown::Signal;
 
 /// Exit codes of the external contract (DESIGN.md, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,11 +43,23 @@ impl Code {
     }
 }
 
+impl From<Signal> for Code {
+    fn from(s: Signal) -> Code {
+        match s {
+            Signal::Interrupt => Code::Interrupted,
+            Signal::Terminate => Code::Terminated,
+            Signal::Deadline => Code::Temporary,
+        }
+    }
+}
+
 /// An error that ends the command with a specific exit code.
 #[derive(Debug, Clone)]
 pub struct Fatal {
     pub code: Code,
     pub message: String,
+    /// What caused it; printed after the message. Never carries secrets or message data.
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Fatal {
@@ -50,7 +67,26 @@ impl Fatal {
         Fatal {
             code,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The message and every cause, on one line: `message: cause: cause`.
+    pub fn chain(&self) -> String {
+        let mut out = self.message.clone();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            next = e.source();
+        }
+        out
     }
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(Code::Config, message)
@@ -78,6 +114,12 @@ impl fmt::Display for Fatal {
     }
 }
 
-impl std::error::Error for Fatal {}
+impl std::error::Error for Fatal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 pub type Result<T, E = Fatal> = std::result::Result<T, E>;

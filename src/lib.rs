@@ -30,6 +30,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod progress;
+pub mod redact;
 pub mod secret;
 pub mod shutdown;
 pub mod state;

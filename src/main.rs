@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code.as_i32() as u8);
         }
     };
-    telemetry::init(cli.log_format, cli.verbose, cli.quiet);
+    let json_logs = telemetry::init(cli.log_format, cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         match outcome {
             Ok(code) => code,
             Err(fatal) => {
-                eprintln!("teams-connector: {}", fatal.message);
+                telemetry::final_error(json_logs, &fatal);
                 fatal.code
             }
         }

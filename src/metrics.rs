@@ -45,10 +45,10 @@ pub struct Totals {
 
 impl Totals {
     fn add(&mut self, s: &Summary) {
-        self.upserts += s.forwarded;
-        self.deletes += s.deletes;
-        for (why, n) in &s.skipped {
-            *self.skipped.entry(why.clone()).or_default() += n;
+        self.upserts += s.counts.forwarded;
+        self.deletes += s.counts.deletes;
+        for (why, n) in &s.counts.skipped {
+            *self.skipped.entry(why.name().to_string()).or_default() += n;
         }
         self.requests += s.requests;
         for (status, n) in &s.graph_statuses {
@@ -82,11 +82,9 @@ impl Finished<'_> {
     }
 }
 
-/// Remembers the end of a successful run in the state store, for `status` and the
-/// metrics. The run has ended and released the store, so it opens again here.
-pub fn remember_success(state_dir: &Path, at: DateTime<Utc>) {
-    let saved = Store::open(state_dir).and_then(|s| s.set_meta(LAST_SUCCESS, &at));
-    if let Err(e) = saved {
+/// Remembers the end of a successful run in the state store, for `status` and the metrics.
+pub fn remember_success(store: &Store, at: DateTime<Utc>) {
+    if let Err(e) = store.set_meta(LAST_SUCCESS, &at) {
         tracing::warn!(error = %e.message, "Cannot record the time of this successful run in the state store.");
     }
 }
@@ -94,28 +92,27 @@ pub fn remember_success(state_dir: &Path, at: DateTime<Utc>) {
 /// Updates the totals (state store, else the previous file) and writes the textfile. A
 /// failure is logged, not fatal: the run's own exit code stays what it earned, and the
 /// stale file makes `last_success` age, which is what alerts watch.
-pub fn record(path: &Path, state_dir: Option<&Path>, run: &Finished) {
-    if let Err(e) = try_record(path, state_dir, run) {
+pub fn record(path: &Path, store: Option<&Store>, run: &Finished) {
+    if let Err(e) = try_record(path, store, run) {
         tracing::warn!(path = %path.display(), error = %e, "Cannot write the metrics file; check --metrics-file and that its directory is writable.");
     }
 }
 
-fn try_record(path: &Path, state_dir: Option<&Path>, run: &Finished) -> std::io::Result<()> {
+fn try_record(path: &Path, store: Option<&Store>, run: &Finished) -> std::io::Result<()> {
     let previous = std::fs::read_to_string(path)
         .map(|t| parse(&t))
         .unwrap_or_default();
     // A store held by another process (or unusable) leaves the previous file as the source.
-    let store = state_dir.and_then(|d| Store::open(d).ok());
-    let mut totals: Totals = meta(store.as_ref(), TOTALS).unwrap_or(previous.totals);
+    let mut totals: Totals = meta(store, TOTALS).unwrap_or(previous.totals);
     let last_success = if run.succeeded() {
         Some(run.ended_at)
     } else {
-        meta(store.as_ref(), LAST_SUCCESS).or(previous.last_success)
+        meta(store, LAST_SUCCESS).or(previous.last_success)
     };
     if let Some(s) = run.summary.filter(|_| !run.dry_run) {
         totals.add(s);
     }
-    if let Some(store) = &store {
+    if let Some(store) = store {
         if let Err(e) = store.set_meta(TOTALS, &totals) {
             tracing::warn!(error = %e.message, "Cannot save the metrics totals in the state store; the file keeps them.");
         }
@@ -317,14 +314,12 @@ mod tests {
 
     #[test]
     fn parse_reads_back_what_render_wrote() {
-        let mut summary = Summary {
-            forwarded: 7,
-            deletes: 2,
-            requests: 40,
-            throttled: 3,
-            ..Summary::default()
-        };
-        summary.skipped.insert("bot".into(), 4);
+        let mut summary = Summary::new(false);
+        summary.counts.forwarded = 7;
+        summary.counts.deletes = 2;
+        summary.requests = 40;
+        summary.throttled = 3;
+        summary.counts.skipped.insert(Skip::Bot, 4);
         let mut totals = Totals::default();
         totals.add(&summary);
         let last = DateTime::from_timestamp_millis(1_690_000_000_250);

@@ -1,18 +1,23 @@
-//! SIGINT/SIGTERM → cancellation, and the cancel-aware sleep every wait goes through.
+//! SIGINT/SIGTERM and the `--max-duration` deadline → cancellation, and the cancel-aware
+//! waits everything goes through.
 //!
-//! A [`Shutdown`] is passed to everything that waits (retries, throttling, the crawl), so
-//! a signal stops work at the next wait instead of after it; tests trigger it directly.
+//! A [`Shutdown`] is passed to everything that waits (requests, retries, throttling, the
+//! crawl), so a signal or the deadline stops work at once instead of after the wait; tests
+//! trigger it directly. A second SIGINT/SIGTERM ends the process immediately (issue 12
+//! item 9): the person pressing Ctrl-C twice does not want to wait for the grace period.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// Which signal asked us to stop; decides exit 130 or 143.
+/// What asked us to stop; decides exit 130, 143 or 75.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
     Interrupt,
     Terminate,
+    /// `--max-duration` ran out.
+    Deadline,
 }
 
 /// Returned by a wait that was cut short by shutdown.
@@ -56,8 +61,32 @@ impl Shutdown {
                 _ = term.recv() => Signal::Terminate,
                 _ = int.recv() => Signal::Interrupt,
             };
-            tracing::warn!(signal = ?sig, "Signal received; finishing in-flight work and saving progress.");
+            tracing::warn!(signal = ?sig, "Signal received; finishing in-flight work and saving progress. A second signal ends the process at once.");
             this.trigger(sig);
+            let again = tokio::select! {
+                _ = term.recv() => Signal::Terminate,
+                _ = int.recv() => Signal::Interrupt,
+            };
+            let code = match again {
+                Signal::Interrupt => 130,
+                _ => 143,
+            };
+            tracing::warn!(signal = ?again, "Second signal; exiting now without waiting for in-flight work.");
+            // Everything acknowledged is already flushed (cursors are written before they
+            // are relied on); what is in flight is resent by the next run.
+            #[allow(clippy::disallowed_methods)]
+            std::process::exit(code);
+        });
+    }
+
+    /// Triggers [`Signal::Deadline`] at `at`, unless something else stopped us first.
+    pub fn stop_at(&self, at: tokio::time::Instant) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => this.trigger(Signal::Deadline),
+                _ = this.cancelled() => {}
+            }
         });
     }
 
@@ -84,6 +113,18 @@ impl Shutdown {
     pub async fn cancelled(&self) {
         let mut rx = self.rx.clone();
         let _ = rx.wait_for(|s| s.is_some()).await;
+    }
+
+    /// Runs `fut` unless shutdown comes first (then it is dropped: only for work that is
+    /// safe to abandon, like a GET or a wait).
+    pub async fn run<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, Cancelled> {
+        if self.is_cancelled() {
+            return Err(Cancelled);
+        }
+        tokio::select! {
+            out = fut => Ok(out),
+            _ = self.cancelled() => Err(Cancelled),
+        }
     }
 
     /// Sleeps for `d` unless shutdown comes first.

@@ -7,7 +7,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 
-pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) {
+/// Starts logging; returns whether logs are JSON (the final error is then a JSON event).
+pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) -> bool {
     let level = match (quiet, verbose) {
         // `--quiet` is for cron, which mails whatever is printed: errors and the summary.
         (true, _) => "error,run_summary=info",
@@ -34,6 +35,18 @@ pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) {
     } else {
         builder.with_target(false).try_init()
     };
+    json
+}
+
+/// The error that ends the command, printed once with its causes: a JSON `error` event
+/// with the exit code when logs are JSON (a log pipeline parses it), else one line.
+pub fn final_error(json: bool, fatal: &crate::exit::Fatal) {
+    let chain = fatal.chain();
+    if json {
+        tracing::error!(target: "error", exit_code = fatal.code.as_i32(), error = %chain, "The command failed.");
+    } else {
+        eprintln!("teams-connector: {chain}");
+    }
 }
 
 /// stderr, by way of [`crate::progress::write_stderr`] so log lines step around the bar.

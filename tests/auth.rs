@@ -62,15 +62,9 @@ pub fn assert_no_secrets(h: &Harness, runs: &[&Run]) {
     }
 }
 
-/// The one `teams-connector: …` line a failed command ends with.
+/// The one error a failed command ends with.
 pub fn error_line(r: &Run) -> String {
-    let lines: Vec<&str> = r
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("teams-connector: "))
-        .collect();
-    assert_eq!(lines.len(), 1, "one error line expected:\n{}", r.stderr);
-    lines[0].to_string()
+    crate::util::final_error(&r.stderr)
 }
 
 pub fn grants(h: &Harness, kind: &str) -> u64 {

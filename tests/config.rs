@@ -31,11 +31,8 @@ fn assert_one_line_78(run: &Run, needle: &str) {
     assert_eq!(run.code, 78, "stderr: {}", run.stderr);
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line expected: {}", run.stderr);
-    assert!(
-        lines[0].contains(needle),
-        "{:?} should name {needle:?}",
-        lines[0]
-    );
+    let error = crate::util::final_error(&run.stderr);
+    assert!(error.contains(needle), "{error:?} should name {needle:?}");
 }
 
 fn example() -> String {

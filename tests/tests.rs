@@ -12,6 +12,7 @@ mod config;
 mod delivery;
 mod keys;
 mod ops;
+mod outcome;
 mod pipeline;
 mod retries;
 mod text;

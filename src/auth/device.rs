@@ -43,7 +43,7 @@ pub async fn login(config: &Config, store: &Store, shutdown: Shutdown) -> Result
         login_scope(&config.scopes),
     )?;
     let auth = endpoint.device_authorization(&endpoint.scope).await?;
-    let minutes = auth.expires_in.div_ceil(60);
+    let minutes = auth.expires_in().as_secs().div_ceil(60);
     eprintln!(
         "To sign in the technical user, open {} in a browser on any device and enter the code {}",
         auth.verification_uri, auth.user_code
@@ -83,8 +83,10 @@ async fn poll(
     shutdown: &Shutdown,
 ) -> Result<TokenResponse> {
     let grant = Grant::DeviceCode(auth.device_code());
-    let mut interval = Duration::from_secs(auth.interval.unwrap_or(DEFAULT_INTERVAL).max(1));
-    let deadline = Instant::now() + Duration::from_secs(auth.expires_in);
+    let mut interval = auth
+        .interval()
+        .unwrap_or(Duration::from_secs(DEFAULT_INTERVAL));
+    let deadline = Instant::now() + auth.expires_in();
     let mut noted = Instant::now();
     loop {
         if shutdown.sleep(interval).await.is_err() {
@@ -110,7 +112,7 @@ async fn poll(
             return Err(Fatal::auth(format!(
                 "nobody signed in with code {} within {} minute(s); run `teams-connector login` again",
                 auth.user_code,
-                auth.expires_in.div_ceil(60)
+                auth.expires_in().as_secs().div_ceil(60)
             )));
         }
         if now.duration_since(noted) >= NOTE_EVERY {
@@ -130,7 +132,7 @@ fn ended(r: &Refusal, auth: &DeviceAuthorization, grant: &Grant) -> Fatal {
         "expired_token" | "code_expired" => Fatal::auth(format!(
             "the sign-in code expired before the sign-in was completed ({}); run `teams-connector login` again and enter the new code within {} minute(s)",
             r.what(),
-            auth.expires_in.div_ceil(60)
+            auth.expires_in().as_secs().div_ceil(60)
         )),
         "authorization_declined" | "access_denied" => Fatal::auth(format!(
             "the sign-in was declined at {} ({}); run `teams-connector login` again and accept, signed in as the technical user",
@@ -167,7 +169,7 @@ async fn who(config: &Config, http: &reqwest::Client, tokens: &TokenResponse) ->
     let me = async {
         let resp = http
             .get(url)
-            .bearer_auth(&tokens.access_token)
+            .bearer_auth(tokens.access_token.as_deref().unwrap_or_default())
             .send()
             .await
             .ok()?

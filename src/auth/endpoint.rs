@@ -2,16 +2,20 @@
 //! shapes of the identity platform, and the mapping of its errors to what an admin must do.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use std::time::Duration;
+
 use serde::Deserialize;
 use url::Url;
 
 use crate::exit::{Fatal, Result};
-use crate::http::{backoff, retry_after, Counters};
+use crate::http::{
+    location_host, read_capped, read_error_body, retry_after, status_retry, Action, BodyError,
+    Counters, Policy, Reason, Retry, Stopped, TransportError,
+};
 use crate::secret::Secret;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Cancelled, Shutdown};
 
 pub enum Grant {
     RefreshToken(Secret),
@@ -27,13 +31,29 @@ pub enum Grant {
 /// `grant_type` of the device-code poll (RFC 8628).
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
+/// A token response. Only the access token is required; every other field is read
+/// leniently (issue 12 item 19: `expires_in` has come as a string), so a rotated refresh
+/// token is never dropped because a field beside it had an odd shape.
 #[derive(Deserialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub access_token: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
     pub refresh_token: Option<String>,
+    #[serde(default, deserialize_with = "lenient_seconds")]
     pub expires_in: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_string")]
     pub scope: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
     pub id_token: Option<String>,
+}
+
+impl TokenResponse {
+    /// How long the access token lives, within sane bounds: `0` would refresh before every
+    /// request, `u64::MAX` overflow the clock. (Entra ID issues 60–90 minutes.)
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_secs(self.expires_in.unwrap_or(3599).clamp(2, 24 * 3600))
+    }
 }
 
 /// The `/devicecode` answer (entra `v2-oauth2-device-code.md`, "Device authorization response").
@@ -42,14 +62,49 @@ pub struct DeviceAuthorization {
     device_code: String,
     pub user_code: String,
     pub verification_uri: String,
-    pub expires_in: u64,
-    pub interval: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    expires_in: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    interval: Option<u64>,
 }
 
 impl DeviceAuthorization {
     pub fn device_code(&self) -> Secret {
         Secret::new(self.device_code.clone())
     }
+
+    /// How long the code stays valid (the identity platform says 15 minutes), at most an hour.
+    pub fn expires_in(&self) -> Duration {
+        Duration::from_secs(self.expires_in.unwrap_or(900).clamp(60, 3600))
+    }
+
+    /// How often to poll, between 1 s and a minute.
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval.map(|s| Duration::from_secs(s.clamp(1, 60)))
+    }
+}
+
+/// A string field; any other JSON value reads as absent.
+fn lenient_string<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// Seconds as a number or a numeric string; anything else reads as absent.
+fn lenient_seconds<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => {
+            n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64))
+        }
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f.max(0.0) as u64),
+        _ => None,
+    })
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -173,77 +228,121 @@ impl Endpoint {
             .map_err(|refusal| refusal.explain(&Grant::DeviceCode(Secret::new(""))))
     }
 
+    /// POSTs `form` under the shared retry policy: 429, 5xx, `temporarily_unavailable`
+    /// and transport errors are retried; a refusal comes back as a value. Every wait,
+    /// the request itself included, ends on a signal.
     async fn post<T: DeserializeOwned>(
         &self,
         url: &Url,
         form: &[(&str, &str)],
     ) -> Result<std::result::Result<T, Refusal>> {
-        let mut attempt = 0;
-        loop {
-            let (failure, wait) = match self.send(url, form).await {
-                Ok(r) => return Ok(Ok(r)),
-                Err(Attempt::Refused(r)) => return Ok(Err(r)),
-                Err(Attempt::Final(f)) => return Err(f),
-                Err(Attempt::Transient(why, wait)) => (why, wait),
-            };
-            if attempt >= self.max_retries {
-                return Err(Fatal::unavailable(format!(
-                    "the token endpoint {url} is unavailable after {} attempts ({failure}); check the network path to [microsoft] login_url, then run again",
-                    attempt + 1
-                )));
-            }
-            Counters::add(&self.counters.retries, 1);
-            tracing::warn!(attempt, reason = %failure, "Token endpoint failed; retrying.");
-            let delay = wait.unwrap_or_else(|| backoff(attempt));
-            if self.shutdown.sleep(delay).await.is_err() {
-                return Err(Fatal::unavailable(
-                    "interrupted while waiting for the token endpoint",
-                ));
-            }
-            attempt += 1;
+        let policy = Policy {
+            max_retries: self.max_retries,
+            shutdown: &self.shutdown,
+            counters: &self.counters,
+            endpoint: "token endpoint",
+        };
+        match policy.run(|| self.attempt(url, form)).await {
+            Ok(body) => Ok(Ok(body)),
+            Err(Stopped::Failed(Attempt::Refused(r))) => Ok(Err(r)),
+            Err(Stopped::Failed(Attempt::Final(f))) => Err(f),
+            Err(Stopped::Exhausted { attempts, last }) => Err(Fatal::unavailable(format!(
+                "the token endpoint {} is unavailable after {attempts} attempts ({last}); check the network path to [microsoft] login_url, then run again",
+                redact_url(url)
+            ))),
+            Err(Stopped::Cancelled) => Err(self.interrupted()),
         }
     }
 
-    async fn send<T: DeserializeOwned>(
+    fn interrupted(&self) -> Fatal {
+        let code = self
+            .shutdown
+            .signal()
+            .map_or(crate::exit::Code::Terminated, Into::into);
+        Fatal::new(code, "interrupted while signing in; nothing was changed")
+    }
+
+    async fn attempt<T: DeserializeOwned>(
         &self,
         url: &Url,
         form: &[(&str, &str)],
-    ) -> std::result::Result<T, Attempt> {
+    ) -> std::result::Result<Action<T, Attempt>, Cancelled> {
         Counters::add(&self.counters.requests, 1);
-        let response = self.http.post(url.clone()).form(form).send().await;
+        let sent = self
+            .shutdown
+            .run(self.http.post(url.clone()).form(form).send())
+            .await?;
         self.counters
-            .answered(response.as_ref().ok().map(|r| r.status().as_u16()));
-        let response = response.map_err(|e| Attempt::Transient(describe_transport(&e), None))?;
-        let status = response.status();
-        let wait = retry_after(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Attempt::Transient(describe_transport(&e), None))?;
+            .answered(sent.as_ref().ok().map(|r| r.status().as_u16()));
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = Reason::Transport(TransportError::new(&e));
+                return Ok(Action::Retry(Retry::failure(reason, None)));
+            }
+        };
+        let status = resp.status();
+        if status.is_redirection() {
+            return Ok(Action::Fail(Attempt::Final(Fatal::auth(format!(
+                "the token endpoint answered {} redirecting to {}; redirects are not followed (they would carry the credentials along): check [microsoft] login_url and cloud",
+                status.as_u16(),
+                location_host(resp.headers(), url.as_str())
+            )))));
+        }
         if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|e| {
-                Attempt::Final(Fatal::unavailable(format!(
-                    "the token endpoint answered {status} with a body that is not the expected JSON ({e})"
-                )))
+            let body = match self.shutdown.run(read_capped(&mut resp, TOKEN_BODY_CAP)).await? {
+                Ok(b) => b,
+                Err(BodyError::Transport(e)) => {
+                    return Ok(Action::Retry(Retry::failure(Reason::Transport(e), None)))
+                }
+                Err(BodyError::TooLarge) => {
+                    return Ok(Action::Fail(Attempt::Final(Fatal::unavailable(
+                        "the token endpoint answered with a body far larger than a token response; check [microsoft] login_url",
+                    ))))
+                }
+            };
+            return Ok(match serde_json::from_slice(&body) {
+                Ok(t) => Action::Done(t),
+                Err(e) => Action::Fail(Attempt::Final(Fatal::unavailable(format!(
+                    "the token endpoint answered {status} with a body that is not the expected JSON ({})",
+                    crate::graph::describe_json_error(&e)
+                )))),
             });
         }
+        let retry = status_retry(status, resp.headers());
+        let body = self.shutdown.run(read_error_body(&mut resp)).await?;
         let err: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
-        if status.is_server_error()
-            || status.as_u16() == 429
-            || err.error == "temporarily_unavailable"
-        {
-            let why = format!("HTTP {} {}", status.as_u16(), err.error);
-            return Err(Attempt::Transient(why.trim().to_string(), wait));
+        if let Some(retry) = retry {
+            return Ok(Action::Retry(retry));
         }
-        Err(Attempt::Refused(Refusal {
+        if err.error == "temporarily_unavailable" {
+            let after = retry_after(resp.headers());
+            return Ok(Action::Retry(Retry::failure(
+                Reason::Said("temporarily_unavailable"),
+                after,
+            )));
+        }
+        Ok(Action::Fail(Attempt::Refused(Refusal {
             status: status.as_u16(),
             body: err,
-        }))
+        })))
     }
 }
 
+/// A token response is a few KB; this leaves room for long JWTs and nothing else.
+const TOKEN_BODY_CAP: u64 = 1024 * 1024;
+
+/// `url` without credentials or query, for messages.
+fn redact_url(url: &Url) -> String {
+    format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.path()
+    )
+}
+
 enum Attempt {
-    Transient(String, Option<Duration>),
     Refused(Refusal),
     Final(Fatal),
 }
@@ -254,16 +353,6 @@ fn device_code_url(token: &Url) -> Url {
     let path = token.path().trim_end_matches("token").to_string() + "devicecode";
     url.set_path(&path);
     url
-}
-
-fn describe_transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        "request failed".into()
-    }
 }
 
 /// What the admin does about a refusal: by AADSTS code where one is telling, else by the

@@ -17,7 +17,6 @@ mod endpoint;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use url::Url;
 
@@ -106,8 +105,13 @@ impl TokenSource {
         }
         let response = self.acquire().await?;
         self.remember_scope(&response);
-        let lifetime = Duration::from_secs(response.expires_in.unwrap_or(3599));
-        let token = Secret::new(response.access_token);
+        let lifetime = response.lifetime();
+        let Some(access) = response.access_token else {
+            return Err(Fatal::unavailable(
+                "the token endpoint answered without an access token; check [microsoft] login_url and cloud",
+            ));
+        };
+        let token = Secret::new(access);
         *cache = Some(Cached {
             token: token.clone(),
             refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_AHEAD.min(lifetime / 2)),
@@ -226,6 +230,5 @@ pub fn token_url(login: &Url, tenant: &str) -> Result<Url> {
 /// A short, one-way fingerprint of a seed token: lets the store tell "same seed as the
 /// chain started from" without keeping the seed.
 pub fn fingerprint(s: &Secret) -> String {
-    let digest = Sha256::digest(s.expose().as_bytes());
-    crate::digest::hex(&digest[..8])
+    crate::digest::hex(&crate::digest::sha256([s.expose().as_bytes()])[..8])
 }

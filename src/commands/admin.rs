@@ -9,9 +9,10 @@ use serde::Serialize;
 use crate::cli::ResetArgs;
 use crate::config::{flow_name, Config};
 use crate::exit::{Code, Fatal, Result};
+use crate::graph::time::format as graph_time;
 use crate::metrics::LAST_SUCCESS;
 use crate::state::Store;
-use crate::sync::{graph_time, Failure, Summary};
+use crate::sync::{Failure, Summary};
 
 pub fn config_check(path: &Path) -> Result<Code> {
     let config = Config::load(path)?;
@@ -180,7 +181,7 @@ pub fn status(config: &Config, json: bool) -> Result<Code> {
     match &view.last_run {
         Some(r) => println!(
             "last run: {} exit {} — {} channels ({} failed), {} forwarded, {} deletes, {} requests, {} ms",
-            r.started_at, r.exit_code, r.channels, r.channels_failed, r.forwarded, r.deletes, r.requests, r.duration_ms
+            graph_time(r.started_at), r.exit_code, r.channels, r.channels_failed, r.counts.forwarded, r.counts.deletes, r.requests, r.duration_ms
         ),
         None => println!("last run: none"),
     }

@@ -17,13 +17,13 @@ use crate::auth::TokenSource;
 use crate::config::{Config, DEFAULT_SCOPES};
 use crate::exit::{Code, Fatal, Result};
 use crate::graph::models::{Channel, Page, Team};
+use crate::graph::time::format as graph_time;
 use crate::graph::{Graph, GraphError};
 use crate::http::{build_client, Counters, Scope};
 use crate::ingest::{IngestClient, IngestError};
 use crate::shutdown::Shutdown;
 use crate::state::Store;
 use crate::sync::discovery::{self, TeamFilter};
-use crate::sync::graph_time;
 
 /// Retries per request: enough to ride out one blip, few enough to answer quickly.
 const DOCTOR_RETRIES: u32 = 2;
@@ -145,14 +145,8 @@ pub async fn doctor(config_path: &Path, shutdown: Shutdown) -> Result<Code> {
     };
     if let Some(tokens) = graph {
         report.line("scopes", check_scopes(tokens.granted_scopes().as_deref()));
-        let graph = Graph::for_config(
-            &config,
-            http,
-            tokens,
-            counters.clone(),
-            config.limits.max_retries.min(DOCTOR_RETRIES),
-            shutdown.clone(),
-        );
+        let graph = Graph::for_config(&config, http, tokens, counters.clone(), shutdown.clone())
+            .with_max_retries(config.limits.max_retries.min(DOCTOR_RETRIES));
         graph_checks(&mut report, &config, &graph).await;
     }
     report.line("ingest", check_ingest(&config, counters, shutdown).await);
@@ -341,9 +335,9 @@ fn graph_failed(e: GraphError, what: &str, permission: &str) -> Failed {
             format!("Graph refused {what} (HTTP {status} {code})"),
             format!("grant {permission} to the app (admin consent), then sign in again"),
         ),
-        GraphError::Unavailable(m) => Failed::new(
+        e @ GraphError::Unavailable { .. } => Failed::new(
             Code::Unavailable,
-            format!("cannot reach Graph for {what}: {m}"),
+            format!("cannot reach Graph for {what}: {e}"),
             "check [microsoft] graph_url (or cloud) and the network path from this host: DNS, proxy, firewall",
         ),
         other => Failed::new(
@@ -482,9 +476,14 @@ async fn check_ingest(
             e.to_string(),
             "check [ingest] url: it must be the documents endpoint of the ingest API",
         )),
-        Err(IngestError::Unavailable(m)) => Err(Failed::new(
+        Err(e @ IngestError::Redirected { .. }) => Err(Failed::new(
+            Code::Config,
+            e.to_string(),
+            "set [ingest] url to the address the redirect names, if it is the right service",
+        )),
+        Err(e) => Err(Failed::new(
             Code::Unavailable,
-            m,
+            e.to_string(),
             "check [ingest] url and that the ingest service is up and reachable from this host",
         )),
     }

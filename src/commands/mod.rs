@@ -6,6 +6,7 @@ mod doctor;
 mod login;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -16,7 +17,7 @@ use crate::exit::{Code, Fatal, Result};
 use crate::metrics;
 use crate::shutdown::Shutdown;
 use crate::state::Store;
-use crate::sync::{self, graph_time, Range, RunOptions, Shard, Summary};
+use crate::sync::{self, Mode, Range, RunOptions, RunReport, Shard};
 
 pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
     match cli.command {
@@ -53,8 +54,7 @@ pub fn run_options(args: &RunArgs) -> Result<RunOptions> {
             .map(parse_duration)
             .transpose()
             .map_err(|e| Fatal::usage(format!("--max-duration {e}")))?,
-        backfill: None,
-        restart_backfill: false,
+        mode: Mode::Incremental,
     })
 }
 
@@ -85,8 +85,10 @@ async fn backfill(config_path: &Path, args: &BackfillArgs, shutdown: Shutdown) -
         return Err(Fatal::usage("--until must be later than --since"));
     }
     let mut opts = run_options(&args.run)?;
-    opts.backfill = Some(Range { since, until });
-    opts.restart_backfill = args.restart;
+    opts.mode = Mode::Backfill {
+        range: Range { since, until },
+        restart: args.restart,
+    };
     execute(
         config_path,
         &opts,
@@ -101,8 +103,8 @@ async fn run(config_path: &Path, args: &RunArgs, shutdown: Shutdown) -> Result<C
     execute(config_path, &opts, args.metrics_file.as_deref(), shutdown).await
 }
 
-/// `run` and `backfill`: the crawl, then (with `--metrics-file`) the textfile, whatever
-/// the outcome.
+/// `run` and `backfill`: the crawl with the store opened once, then (with
+/// `--metrics-file`) the textfile, whatever the outcome.
 async fn execute(
     config_path: &Path,
     opts: &RunOptions,
@@ -110,45 +112,44 @@ async fn execute(
     shutdown: Shutdown,
 ) -> Result<Code> {
     let started = Instant::now();
-    let started_at = graph_time(chrono::Utc::now());
-    let config = Config::load(config_path);
-    let outcome = match &config {
-        Ok(config) => crawl(config, opts, shutdown).await,
-        Err(f) => Err(f.clone()),
-    };
-    let state_dir = config.as_ref().ok().map(|c| c.state_dir.as_path());
-    let summary = match &outcome {
-        Ok((s, _)) => Some(s.clone()),
-        Err(_) if metrics_file.is_some() => state_dir.and_then(|d| summary_since(d, &started_at)),
-        Err(_) => None,
+    let prepared = prepare(config_path, opts);
+    let (report, store) = match prepared {
+        Ok((config, store)) => {
+            let report = sync::run(&config, opts, store.clone(), shutdown).await;
+            (Ok(report), Some(store))
+        }
+        Err(f) => (Err(f), None),
     };
     let finished = metrics::Finished {
-        code: outcome.as_ref().map_or_else(|f| f.code, |(_, c)| *c),
+        code: report.as_ref().map_or_else(|f| f.code, |r| r.code),
         duration: started.elapsed(),
-        summary: summary.as_ref(),
+        // A run that ended before it crawled anything has nothing to count.
+        summary: report
+            .as_ref()
+            .ok()
+            .filter(|r| r.fatal.is_none() || r.summary.channels > 0)
+            .map(|r| &r.summary),
         dry_run: opts.dry_run,
         ended_at: chrono::Utc::now(),
     };
-    if let (true, Some(dir)) = (finished.succeeded(), state_dir) {
-        metrics::remember_success(dir, finished.ended_at);
+    if let (true, Some(store)) = (finished.succeeded(), &store) {
+        metrics::remember_success(store, finished.ended_at);
     }
     if let Some(path) = metrics_file {
-        metrics::record(path, state_dir, &finished);
+        metrics::record(path, store.as_deref(), &finished);
     }
-    outcome.map(|(_, code)| code)
+    match report? {
+        RunReport { fatal: Some(f), .. } => Err(f),
+        RunReport { code, .. } => Ok(code),
+    }
 }
 
-async fn crawl(config: &Config, opts: &RunOptions, shutdown: Shutdown) -> Result<(Summary, Code)> {
+/// The config and the state store, opened once for the whole command.
+fn prepare(config_path: &Path, opts: &RunOptions) -> Result<(Config, Arc<Store>)> {
+    let config = Config::load(config_path)?;
     if !opts.dry_run {
         config.ingest_token()?;
     }
-    sync::run(config, opts, shutdown).await
-}
-
-/// A run that ended with an error may still have saved its summary (an abort after the
-/// crawl); it is this run's if it started after `started_at` (same clock, same format).
-fn summary_since(state_dir: &Path, started_at: &str) -> Option<Summary> {
-    let store = Store::open(state_dir).ok()?;
-    let last: Summary = store.last_run().ok()??;
-    (last.started_at.as_str() >= started_at).then_some(last)
+    let store = Arc::new(Store::open(&config.state_dir)?);
+    Ok((config, store))
 }

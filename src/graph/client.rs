@@ -1,10 +1,15 @@
 //! [`Graph::get`]: one GET with everything Graph asks of a client — the bearer token
 //! (refreshed once on 401), `Prefer: include-unknown-enum-members`, the rate limits before
-//! sending, `Retry-After` on 429/503, full-jitter backoff otherwise — and errors turned
+//! sending, and the shared retry policy ([`crate::http::Policy`]) — and its answers turned
 //! into [`GraphError`] values the crawl can branch on.
+//!
+//! What reaches an error message is what the privacy rules allow (issue 12 item 5): status,
+//! Graph's error code and a fixed description. Graph's own error `message` is kept for the
+//! crawl to classify (an expired delta token says so only there) but never printed, and a
+//! body that does not decode is described by serde's category and position, never by the
+//! value serde quotes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
@@ -12,49 +17,51 @@ use super::models::ErrorEnvelope;
 use super::Endpoints;
 use crate::auth::TokenSource;
 use crate::exit::Fatal;
-use crate::http::{backoff, classify, Counters, Decision, Limiter, Scope};
-use crate::shutdown::Shutdown;
+use crate::http::{
+    location_host, path_of, read_capped, read_error_body, status_retry, Action, BodyError,
+    Counters, Limiter, Policy, Reason, Retry, Scope, Stopped, TransportError,
+};
+use crate::shutdown::{Cancelled, Shutdown};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GraphError {
     /// A final HTTP error with Graph's error code (`innerError.code` when more specific).
+    /// `message` is Graph's text: used to classify, never displayed.
+    #[error("Graph answered {status} {code}")]
     Status {
         status: u16,
         code: String,
         message: String,
     },
-    /// Retries ran out or the network failed throughout.
-    Unavailable(String),
+    /// Retries ran out; the last reason (status or transport error with its causes).
+    #[error("Graph still failing after {attempts} attempts ({last}); raise [limits] max_retries or try later")]
+    Unavailable { attempts: u32, last: Reason },
     /// Signing in failed; the whole run stops.
+    #[error("{0}")]
     Auth(Fatal),
     /// The body is not what Graph sends (HTML error page, truncated JSON, missing `value`).
-    Invalid(String),
-    /// A continuation link that points at another host.
+    #[error("Graph answered {status} to {path} with a body that is not the expected JSON ({detail}, {bytes} bytes)")]
+    Invalid {
+        status: u16,
+        path: String,
+        detail: String,
+        bytes: usize,
+    },
+    /// A body larger than `[limits] max_response_size`.
+    #[error("a Graph response to {path} is larger than [limits] max_response_size ({cap} bytes); raise it if the page is genuine")]
+    TooLarge { path: String, cap: u64 },
+    /// A 3xx: never followed (the request carries our token).
+    #[error("Graph answered {status} redirecting {path} to {host}; redirects are not followed (check [microsoft] graph_url and any proxy)")]
+    Redirect {
+        status: u16,
+        path: String,
+        host: String,
+    },
+    /// A continuation link that points at another host (or repeats itself).
+    #[error("{0}")]
     Refused(String),
+    #[error("interrupted")]
     Cancelled,
-}
-
-impl std::fmt::Display for GraphError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GraphError::Status {
-                status,
-                code,
-                message,
-            } => {
-                write!(f, "Graph answered {status} {code}")?;
-                if !message.is_empty() {
-                    write!(f, ": {message}")?;
-                }
-                Ok(())
-            }
-            GraphError::Unavailable(m) | GraphError::Invalid(m) | GraphError::Refused(m) => {
-                f.write_str(m)
-            }
-            GraphError::Auth(fatal) => f.write_str(&fatal.message),
-            GraphError::Cancelled => f.write_str("interrupted"),
-        }
-    }
 }
 
 pub struct Graph {
@@ -64,8 +71,12 @@ pub struct Graph {
     limiter: Limiter,
     counters: Arc<Counters>,
     max_retries: u32,
+    max_response_size: u64,
     shutdown: Shutdown,
 }
+
+/// Default cap of a response body when the config sets none.
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 64 * 1024 * 1024;
 
 impl Graph {
     /// The client for `config`'s Graph host and `[limits]`.
@@ -74,7 +85,6 @@ impl Graph {
         http: reqwest::Client,
         tokens: Arc<TokenSource>,
         counters: Arc<Counters>,
-        max_retries: u32,
         shutdown: Shutdown,
     ) -> Self {
         let limits = &config.limits;
@@ -87,9 +97,16 @@ impl Graph {
                 limits.per_channel_requests_per_second,
             ),
             counters,
-            max_retries,
+            max_retries: limits.max_retries,
+            max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
             shutdown,
         }
+    }
+
+    /// The same client with another retry budget (`doctor` gives up sooner than a run).
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
     }
 
     /// GETs `url` and decodes the JSON body, drawing on the rate budget of `scope`.
@@ -104,17 +121,50 @@ impl Graph {
                 host_of(url)
             )));
         }
-        let mut attempt = 0u32;
-        let mut refreshed = false;
+        let policy = Policy {
+            max_retries: self.max_retries,
+            shutdown: &self.shutdown,
+            counters: &self.counters,
+            endpoint: "Graph",
+        };
+        let refreshed = std::sync::atomic::AtomicBool::new(false);
+        let body = policy
+            .run(|| self.attempt(url, scope, &refreshed))
+            .await
+            .map_err(|stopped| match stopped {
+                Stopped::Failed(e) => e,
+                Stopped::Exhausted { attempts, last } => GraphError::Unavailable { attempts, last },
+                Stopped::Cancelled => GraphError::Cancelled,
+            })?;
+        serde_json::from_slice(&body.bytes).map_err(|e| GraphError::Invalid {
+            status: body.status,
+            path: path_of(url),
+            detail: describe_json_error(&e),
+            bytes: body.bytes.len(),
+        })
+    }
+
+    /// One attempt: token, limits, the request, the answer classified. A 401 refreshes the
+    /// token and asks again at once, once per request.
+    async fn attempt(
+        &self,
+        url: &str,
+        scope: Scope<'_>,
+        refreshed: &std::sync::atomic::AtomicBool,
+    ) -> Result<Action<Body, GraphError>, Cancelled> {
         loop {
             if self.shutdown.is_cancelled() {
-                return Err(GraphError::Cancelled);
+                return Err(Cancelled);
             }
-            let token = self.tokens.access_token().await.map_err(GraphError::Auth)?;
-            tokio::select! {
-                _ = self.limiter.acquire(scope) => {}
-                _ = self.shutdown.cancelled() => return Err(GraphError::Cancelled),
-            }
+            let token = match self.tokens.access_token().await {
+                Ok(t) => t,
+                Err(f) if self.shutdown.is_cancelled() => {
+                    drop(f);
+                    return Err(Cancelled);
+                }
+                Err(f) => return Ok(Action::Fail(GraphError::Auth(f))),
+            };
+            self.shutdown.run(self.limiter.acquire(scope)).await?;
             Counters::add(&self.counters.requests, 1);
             let request = self
                 .http
@@ -124,108 +174,122 @@ impl Graph {
                 .header(reqwest::header::ACCEPT, "application/json")
                 .send();
             // A GET is safe to abandon: on a signal it does not hold up the exit.
-            let sent = tokio::select! {
-                sent = request => sent,
-                _ = self.shutdown.cancelled() => return Err(GraphError::Cancelled),
-            };
+            let sent = self.shutdown.run(request).await?;
             self.counters
                 .answered(sent.as_ref().ok().map(|r| r.status().as_u16()));
-            let (wait, why) = match sent {
-                Err(e) => (None, transport(&e)),
-                Ok(resp) => {
-                    let status = resp.status();
-                    if status.as_u16() == 401 && !refreshed {
-                        refreshed = true;
-                        self.tokens.invalidate(&token).await;
-                        continue;
-                    }
-                    match classify(status, resp.headers()) {
-                        Decision::Done => {
-                            self.limiter.succeeded(scope);
-                            return self.finish(resp).await;
-                        }
-                        Decision::Retry { after, throttled } => {
-                            let after = after.or_else(|| throttled.then(|| backoff(attempt)));
-                            if throttled {
-                                Counters::add(&self.counters.throttled, 1);
-                                // The whole scope waits, not just this request.
-                                self.limiter.throttled(scope, after.unwrap_or_default());
-                            }
-                            (after, format!("HTTP {}", status.as_u16()))
-                        }
-                    }
+            let resp = match sent {
+                Ok(resp) => resp,
+                Err(e) => {
+                    let reason = Reason::Transport(TransportError::new(&e));
+                    return Ok(Action::Retry(Retry::failure(reason, None)));
                 }
             };
-            if attempt >= self.max_retries {
-                return Err(GraphError::Unavailable(format!(
-                    "Graph still failing after {} attempts ({why}); raise [limits] max_retries or try later",
-                    attempt + 1
-                )));
+            if resp.status().as_u16() == 401
+                && !refreshed.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                self.tokens.invalidate(&token).await;
+                continue;
             }
-            let delay = wait.unwrap_or_else(|| backoff(attempt));
-            tracing::debug!(attempt, reason = %why, delay_ms = delay.as_millis() as u64, "Graph request failed; retrying.");
-            Counters::add(&self.counters.retries, 1);
-            self.wait(delay).await?;
-            attempt += 1;
+            return self.judge(url, scope, resp).await;
         }
     }
 
-    async fn wait(&self, delay: Duration) -> Result<(), GraphError> {
-        let started = Instant::now();
-        let r = self.shutdown.sleep(delay).await;
-        Counters::add(
-            &self.counters.throttle_wait_ms,
-            started.elapsed().as_millis() as u64,
-        );
-        r.map_err(|_| GraphError::Cancelled)
-    }
-
-    async fn finish<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T, GraphError> {
+    /// Classifies one answer: a body to decode, a retry, or a final error.
+    async fn judge(
+        &self,
+        url: &str,
+        scope: Scope<'_>,
+        mut resp: reqwest::Response,
+    ) -> Result<Action<Body, GraphError>, Cancelled> {
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| {
-            GraphError::Unavailable(format!(
-                "reading a Graph response failed: {}",
-                transport(&e)
-            ))
-        })?;
-        if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|e| {
-                GraphError::Invalid(format!(
-                    "Graph answered {status} with a body that is not the expected JSON ({e}, {} bytes)",
-                    body.len()
-                ))
-            });
+        if let Some(mut retry) = status_retry(status, resp.headers()) {
+            if status.as_u16() == 429 {
+                Counters::add(&self.counters.throttled, 1);
+                // The whole scope waits, not just this request; the limiter decides how
+                // long when Graph did not say.
+                retry.after = Some(self.limiter.throttled(scope, retry.after));
+            }
+            return Ok(Action::Retry(retry));
         }
-        let envelope: ErrorEnvelope = serde_json::from_slice(&body).unwrap_or_default();
-        let detail = envelope.error.unwrap_or_default();
-        let code = detail
-            .inner_error
-            .and_then(|i| i.code)
-            .filter(|c| !c.is_empty())
-            .unwrap_or(detail.code);
-        if status.as_u16() == 401 {
-            return Err(GraphError::Auth(Fatal::auth(format!(
-                "Graph rejected a freshly issued access token (401 {code}); check that the technical user is enabled and the app has the scopes, then run `teams-connector login`"
-            ))));
+        if status.is_redirection() {
+            return Ok(Action::Fail(GraphError::Redirect {
+                status: status.as_u16(),
+                path: path_of(url),
+                host: location_host(resp.headers(), url),
+            }));
         }
-        Err(GraphError::Status {
-            status: status.as_u16(),
-            code,
-            message: detail.message.chars().take(200).collect(),
-        })
+        if !status.is_success() {
+            let body = self.shutdown.run(read_error_body(&mut resp)).await?;
+            return Ok(Action::Fail(error_of(status.as_u16(), &body)));
+        }
+        self.limiter.succeeded(scope);
+        match self
+            .shutdown
+            .run(read_capped(&mut resp, self.max_response_size))
+            .await?
+        {
+            Ok(bytes) => Ok(Action::Done(Body {
+                status: status.as_u16(),
+                bytes,
+            })),
+            Err(BodyError::TooLarge) => Ok(Action::Fail(GraphError::TooLarge {
+                path: path_of(url),
+                cap: self.max_response_size,
+            })),
+            // A body cut short is worth another try: the GET is safe to repeat.
+            Err(BodyError::Transport(e)) => {
+                Ok(Action::Retry(Retry::failure(Reason::Transport(e), None)))
+            }
+        }
     }
 }
 
-fn transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else if e.is_body() || e.is_decode() {
-        "connection dropped mid-body".into()
-    } else {
-        "request failed".into()
+/// A successful answer's body, not yet decoded.
+struct Body {
+    status: u16,
+    bytes: Vec<u8>,
+}
+
+/// A final error answer: Graph's code (the inner one when more specific), its message kept
+/// for classification only.
+fn error_of(status: u16, body: &[u8]) -> GraphError {
+    let envelope: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
+    let detail = envelope.error.unwrap_or_default();
+    let code = detail
+        .inner_error
+        .and_then(|i| i.code)
+        .filter(|c| !c.is_empty())
+        .unwrap_or(detail.code);
+    let code = crate::redact::printable(&code, 80);
+    if status == 401 {
+        return GraphError::Auth(Fatal::auth(format!(
+            "Graph rejected a freshly issued access token (401 {code}); check that the technical user is enabled and the app has the scopes, then run `teams-connector login`"
+        )));
     }
+    GraphError::Status {
+        status,
+        code,
+        message: detail.message.chars().take(500).collect(),
+    }
+}
+
+/// serde's account of a body that does not decode, without the values it quotes: the
+/// category, the position, and the message only where it names a field, not a value.
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let msg = e.to_string();
+    let what = match e.classify() {
+        Category::Io => "a read error".to_string(),
+        Category::Syntax => "malformed JSON".to_string(),
+        Category::Eof => "JSON cut off".to_string(),
+        Category::Data
+            if msg.starts_with("missing field") || msg.starts_with("duplicate field") =>
+        {
+            msg.split(" at line").next().unwrap_or("").to_string()
+        }
+        Category::Data => "a field of an unexpected type or value".to_string(),
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
 }
 
 fn host_of(link: &str) -> String {
@@ -233,4 +297,37 @@ fn host_of(link: &str) -> String {
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| "an unparsable URL".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_never_quote_the_values_they_met() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct M {
+            id: u64,
+        }
+        let e = serde_json::from_str::<M>(r#"{"id": "alex@contoso.com wrote this"}"#).unwrap_err();
+        let d = describe_json_error(&e);
+        assert!(!d.contains("alex") && !d.contains("wrote"), "{d}");
+        assert!(d.contains("line 1"), "{d}");
+        let e = serde_json::from_str::<M>("{}").unwrap_err();
+        assert!(describe_json_error(&e).starts_with("missing field `id`"));
+        let e = serde_json::from_str::<M>(r#"{"id": 1"#).unwrap_err();
+        assert!(describe_json_error(&e).starts_with("JSON cut off"));
+    }
+
+    #[test]
+    fn error_bodies_give_their_code_and_never_their_message_to_display() {
+        let body = br#"{"error":{"code":"Forbidden","message":"secret text","innerError":{"code":"UnknownError"}}}"#;
+        let e = error_of(403, body);
+        assert_eq!(e.to_string(), "Graph answered 403 UnknownError");
+        let GraphError::Status { message, .. } = e else {
+            panic!()
+        };
+        assert_eq!(message, "secret text", "kept for classification");
+    }
 }

@@ -3,8 +3,11 @@
 
 mod client;
 pub mod models;
+pub mod time;
 
-pub use client::{Graph, GraphError};
+pub use client::{describe_json_error, Graph, GraphError, DEFAULT_MAX_RESPONSE_SIZE};
+
+use std::collections::HashSet;
 
 use url::Url;
 
@@ -86,6 +89,21 @@ impl Endpoints {
         )
     }
 
+    /// The replies of one root, newest first (paged here when Graph's inline replies stop
+    /// short without a nextLink).
+    pub fn replies(&self, team: &str, channel: &str, root: &str) -> String {
+        let top = MESSAGE_PAGE.to_string();
+        self.url(
+            &format!(
+                "teams/{}/channels/{}/messages/{}/replies",
+                segment(team),
+                segment(channel),
+                segment(root)
+            ),
+            &[("$top", top.as_str())],
+        )
+    }
+
     /// The message list, newest first, replies expanded: the reply sweep reads it.
     pub fn messages(&self, team: &str, channel: &str) -> String {
         let top = MESSAGE_PAGE.to_string();
@@ -110,6 +128,59 @@ impl Endpoints {
             }
             Err(_) => false,
         }
+    }
+}
+
+/// The continuation links of one paging loop (issue 12 item 16): each must point at the
+/// Graph host, and a nextLink must not come back, or a hostile or broken answer would loop
+/// forever. Links are remembered as hashes: a round can have thousands of pages.
+pub struct Links {
+    seen: HashSet<u64>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Links {
+    /// A loop that starts at `first`.
+    pub fn starting_at(first: &str) -> Links {
+        let mut links = Links {
+            seen: HashSet::new(),
+            hasher: Default::default(),
+        };
+        links.seen.insert(links.hash(first));
+        links
+    }
+
+    fn hash(&self, link: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(link)
+    }
+
+    /// `link` (an `@odata.nextLink`, `what` names it) if it may be followed.
+    pub fn next(
+        &mut self,
+        endpoints: &Endpoints,
+        link: String,
+        what: &str,
+    ) -> Result<String, GraphError> {
+        let link = Self::checked(endpoints, link, what)?;
+        if !self.seen.insert(self.hash(&link)) {
+            return Err(GraphError::Refused(format!(
+                "Graph returned an {what} this paging already followed; stopping instead of looping (the next run tries again)"
+            )));
+        }
+        Ok(link)
+    }
+
+    /// `link` (an `@odata.deltaLink`) if it points at the Graph host. Checked before it is
+    /// stored: a cursor pointing elsewhere would send our token there next run and fail the
+    /// channel forever.
+    pub fn checked(endpoints: &Endpoints, link: String, what: &str) -> Result<String, GraphError> {
+        if endpoints.owns(&link) {
+            return Ok(link);
+        }
+        Err(GraphError::Refused(format!(
+            "refusing to follow a link to another host than [microsoft] graph_url (an {what})"
+        )))
     }
 }
 

@@ -60,27 +60,26 @@ pub struct ChatMessage {
     pub replies: Vec<ChatMessage>,
     #[serde(rename = "replies@odata.nextLink")]
     pub replies_next_link: Option<String>,
+    /// How many replies the root has: more than came inline, without a nextLink, means
+    /// Graph cut the inline list short (seen at 1 000).
+    #[serde(rename = "replies@odata.count")]
+    pub replies_count: Option<u64>,
 }
 
 impl ChatMessage {
-    /// `lastModifiedDateTime`, or `createdDateTime` when Graph left it out.
+    /// `lastModifiedDateTime`, or `createdDateTime` when Graph left it out (or nulled it).
     pub fn modified(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.last_modified_date_time
             .as_deref()
-            .or(self.created_date_time.as_deref())
-            .and_then(parse_time)
+            .and_then(super::time::parse)
+            .or_else(|| self.created())
     }
 
     pub fn created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.created_date_time.as_deref().and_then(parse_time)
+        self.created_date_time
+            .as_deref()
+            .and_then(super::time::parse)
     }
-}
-
-/// Graph's RFC 3339 timestamps, in UTC.
-pub fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|d| d.with_timezone(&chrono::Utc))
 }
 
 #[derive(Debug, Deserialize)]

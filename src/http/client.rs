@@ -2,6 +2,12 @@
 //! once per run: Graph, the token endpoint and the ingest share its connection pool.
 //! rustls, gzip, HTTP/2 by ALPN, and a timeout on every request (the ingest sets its own
 //! per POST) so a hung connection cannot stall a run.
+//!
+//! No redirect is ever followed (DESIGN.md, issue 12): every request we send carries a
+//! credential, and a redirected POST either loses its body (301/302) or carries tokens and
+//! documents to whatever host the `Location` names (307/308). A 3xx is an answer each
+//! endpoint reports as an error naming the status and the `Location` host. With no
+//! redirects there is no `Referer` either.
 
 use std::time::Duration;
 
@@ -21,6 +27,8 @@ pub fn build_client(timeout: Duration) -> Result<reqwest::Client> {
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(15).min(timeout))
         .pool_idle_timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .build()
         .map_err(|e| Fatal::internal(format!("cannot build the HTTP client: {e}")))
 }

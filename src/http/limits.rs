@@ -257,17 +257,20 @@ impl Limiter {
         }
     }
 
-    /// Graph answered 429 for `scope` with `retry_after`.
-    pub fn throttled(&self, scope: Scope<'_>, retry_after: Duration) {
+    /// Graph answered 429 for `scope` with `retry_after`; returns how long the request
+    /// waits before it goes again (a 429 without `Retry-After` waits one second).
+    pub fn throttled(&self, scope: Scope<'_>, retry_after: Option<Duration>) -> Duration {
+        let retry_after = retry_after.unwrap_or(Duration::from_secs(1));
         let budget = self.budget(scope);
         let Scope::Channel(key) = scope else {
             budget.answered(true);
-            return budget.raise_fence(retry_after);
+            budget.raise_fence(retry_after);
+            return retry_after;
         };
         let now = Instant::now();
         let several = {
             let Ok(mut f) = self.channel_fences.lock() else {
-                return;
+                return retry_after;
             };
             f.until.retain(|_, t| *t > now);
             f.until.insert(key.to_string(), now + retry_after);
@@ -287,6 +290,7 @@ impl Limiter {
             retry_after.min(budget.token_interval())
         };
         budget.raise_fence(tenant_wait);
+        retry_after
     }
 
     pub fn succeeded(&self, scope: Scope<'_>) {
@@ -344,7 +348,7 @@ mod tests {
     #[test]
     fn a_channel_429_fences_the_channel_fully_and_the_tenant_briefly() {
         let l = Limiter::new(10.0, 1.0);
-        l.throttled(Scope::Channel("a"), Duration::from_secs(1));
+        l.throttled(Scope::Channel("a"), Some(Duration::from_secs(1)));
         let now = Instant::now();
         assert!(l
             .channel_fence("a")
@@ -356,14 +360,14 @@ mod tests {
             "two token intervals at most"
         );
         // A second channel soon after: the tenant is the limit and waits it all out.
-        l.throttled(Scope::Channel("b"), Duration::from_secs(1));
+        l.throttled(Scope::Channel("b"), Some(Duration::from_secs(1)));
         assert!(l.messages.fence() > Instant::now() + Duration::from_millis(900));
     }
 
     #[test]
     fn other_scopes_wait_their_whole_retry_after() {
         let l = Limiter::new(10.0, 1.0);
-        l.throttled(Scope::Directory, Duration::from_millis(1500));
+        l.throttled(Scope::Directory, Some(Duration::from_millis(1500)));
         assert!(l.directory.fence() > Instant::now() + Duration::from_millis(1400));
         assert!(
             l.messages.fence() <= Instant::now(),

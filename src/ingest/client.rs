@@ -1,40 +1,56 @@
 //! POST a batch to the ingest (DESIGN.md, "Ingest contract"): bearer token, JSON body,
 //! `Idempotency-Key` = hash of the body, so a retried or resent batch is recognisable.
-//! 2xx accepts; 429/5xx/timeouts are retried with backoff (`Retry-After` wins); any other
-//! status is permanent.
+//! 2xx accepts; 429, 5xx and transport errors are retried by the shared policy
+//! (`Retry-After` wins); a 3xx is a delivery failure naming the `Location` host (never
+//! followed: a redirected POST loses its body or carries the documents elsewhere); any
+//! other status is permanent.
+//!
+//! A refusal is reported by status and, when the body names one, a short error code — never
+//! the body itself: an ingest that echoes the rejected documents (a FastAPI 422 does) would
+//! put message text and mails into logs and the state store.
 
 use std::sync::Arc;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::http::{backoff, classify, Counters, Decision};
+use crate::http::{
+    location_host, read_error_body, status_retry, Action, Counters, Policy, Reason, Retry, Stopped,
+    TransportError,
+};
 use crate::secret::Secret;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Cancelled, Shutdown};
 use crate::transform::Document;
 
-/// How long an in-flight POST may run on after SIGTERM/SIGINT.
+/// How long an in-flight POST may run on after SIGTERM/SIGINT or the time budget.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     /// A permanent refusal (4xx other than 429): the batch will not be accepted as is.
-    Rejected { status: u16, detail: String },
+    #[error("the ingest rejected a batch with HTTP {status}{}{hint}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Rejected {
+        status: u16,
+        /// A short error code from the body, when it has one.
+        code: Option<String>,
+        hint: &'static str,
+    },
+    /// A 3xx: the documents were not delivered and were not sent elsewhere.
+    #[error("the ingest answered {status} redirecting to {host}; redirects are not followed: set [ingest] url to the final address")]
+    Redirected { status: u16, host: String },
     /// Retries ran out, or the ingest cannot be reached.
-    Unavailable(String),
-}
-
-impl std::fmt::Display for IngestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IngestError::Rejected { status, detail } => write!(
-                f,
-                "the ingest rejected a batch with HTTP {status}: {detail}"
-            ),
-            IngestError::Unavailable(m) => f.write_str(m),
-        }
-    }
+    #[error("the ingest is unavailable after {attempts} attempts ({last})")]
+    Unavailable { attempts: u32, last: Reason },
+    /// Another channel found the ingest unavailable: this one stops instead of waiting out
+    /// its own retries.
+    #[error("the ingest failed for another channel in this run")]
+    DownElsewhere,
+    /// Dry run: stdout is gone.
+    #[error("cannot write to stdout ({0})")]
+    Output(String),
+    /// A signal or the time budget stopped the delivery; nothing is known to be lost.
+    #[error("interrupted")]
+    Cancelled,
 }
 
 #[derive(Serialize)]
@@ -55,55 +71,44 @@ pub struct IngestClient {
 
 impl IngestClient {
     pub async fn post(&self, docs: &[Document]) -> Result<(), IngestError> {
-        let body =
-            serde_json::to_vec(&Batch { documents: docs }).map_err(|e| IngestError::Rejected {
-                status: 0,
-                detail: format!("cannot encode the batch: {e}"),
-            })?;
+        let body = match serde_json::to_vec(&Batch { documents: docs }) {
+            Ok(b) => b,
+            Err(e) => return Err(IngestError::Output(e.to_string())),
+        };
         let key = idempotency_key(&body);
-        let mut attempt = 0u32;
-        loop {
-            let (wait, why) = match self.send_once(&body, &key).await {
-                Ok(()) => return Ok(()),
-                Err(Failure::Final(e)) => return Err(e),
-                Err(Failure::Retry(wait, why)) => (wait, why),
-            };
-            if attempt >= self.max_retries {
-                return Err(IngestError::Unavailable(format!(
-                    "the ingest {} is unavailable after {} attempts ({why})",
-                    self.url,
-                    attempt + 1
-                )));
-            }
-            tracing::warn!(attempt, reason = %why, "Ingest POST failed; retrying.");
-            if self
-                .shutdown
-                .sleep(wait.unwrap_or_else(|| backoff(attempt)))
-                .await
-                .is_err()
-            {
-                return Err(IngestError::Unavailable(
-                    "interrupted while waiting to retry the ingest".into(),
-                ));
-            }
-            attempt += 1;
-        }
+        let policy = Policy {
+            max_retries: self.max_retries,
+            shutdown: &self.shutdown,
+            counters: &self.counters,
+            endpoint: "ingest",
+        };
+        policy
+            .run(|| self.attempt(&body, &key))
+            .await
+            .map_err(|stopped| match stopped {
+                Stopped::Failed(e) => e,
+                Stopped::Exhausted { attempts, last } => {
+                    tracing::warn!(attempts, reason = %last, "Ingest POST failed; giving up.");
+                    IngestError::Unavailable { attempts, last }
+                }
+                Stopped::Cancelled => IngestError::Cancelled,
+            })
     }
 
-    async fn send_once(&self, body: &[u8], key: &str) -> Result<(), Failure> {
-        // An in-flight POST may finish after a signal, but only for a grace period: the
-        // exit must come within seconds (an abandoned batch is resent next run).
+    /// One POST. In flight it may finish after a signal, but only for a grace period: the
+    /// exit must come within seconds (an abandoned batch is resent next run).
+    async fn attempt(&self, body: &[u8], key: &str) -> Result<Action<(), IngestError>, Cancelled> {
         let grace = async {
             self.shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
         tokio::select! {
-            r = self.send_inner(body, key) => r,
-            _ = grace => Err(Failure::Final(IngestError::Unavailable("abandoned an in-flight POST on shutdown".into()))),
+            r = self.send(body, key) => Ok(r),
+            _ = grace => Err(Cancelled),
         }
     }
 
-    async fn send_inner(&self, body: &[u8], key: &str) -> Result<(), Failure> {
+    async fn send(&self, body: &[u8], key: &str) -> Action<(), IngestError> {
         let sent = self
             .http
             .post(self.url.clone())
@@ -114,43 +119,83 @@ impl IngestClient {
             .body(body.to_vec())
             .send()
             .await;
-        let resp = match sent {
+        let mut resp = match sent {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => return Err(Failure::Retry(None, "timed out".into())),
-            Err(_) => return Err(Failure::Retry(None, "connection failed".into())),
+            Err(e) => {
+                let reason = Reason::Transport(TransportError::new(&e));
+                tracing::warn!(reason = %reason, "Ingest POST failed.");
+                return Action::Retry(Retry::failure(reason, None));
+            }
         };
         let status = resp.status();
         if status.is_success() {
-            return Ok(());
+            return Action::Done(());
         }
-        if let Decision::Retry { after, .. } = classify(status, resp.headers()) {
-            return Err(Failure::Retry(after, format!("HTTP {}", status.as_u16())));
+        if let Some(retry) = status_retry(status, resp.headers()) {
+            tracing::warn!(status = status.as_u16(), "Ingest POST failed.");
+            return Action::Retry(retry);
         }
-        let text = resp.text().await.unwrap_or_default();
-        let detail: String = text
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .chars()
-            .take(200)
-            .collect();
-        let hint = if status.as_u16() == 401 || status.as_u16() == 403 {
+        if status.is_redirection() {
+            return Action::Fail(IngestError::Redirected {
+                status: status.as_u16(),
+                host: location_host(resp.headers(), self.url.as_str()),
+            });
+        }
+        let body = read_error_body(&mut resp).await;
+        let hint = if matches!(status.as_u16(), 401 | 403) {
             "; check TEAMS_CONNECTOR_INGEST_TOKEN"
         } else {
             ""
         };
-        Err(Failure::Final(IngestError::Rejected {
+        Action::Fail(IngestError::Rejected {
             status: status.as_u16(),
-            detail: format!("{detail}{hint}"),
-        }))
+            code: error_code(&body),
+            hint,
+        })
     }
 }
 
-enum Failure {
-    Retry(Option<std::time::Duration>, String),
-    Final(IngestError),
+/// A short error code from a JSON error body (`{"error": "invalid_batch"}`, `{"code": …}`),
+/// if it looks like one: a word, not a sentence and not an echo of what we sent.
+fn error_code(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let candidates = [&v["code"], &v["error"]["code"], &v["error"]];
+    let code = candidates.into_iter().find_map(|c| {
+        let s = c.as_str()?;
+        let word = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        word.then(|| s.to_string())
+    });
+    code
 }
 
 fn idempotency_key(body: &[u8]) -> String {
-    crate::digest::hex(&Sha256::digest(body)[..16])
+    crate::digest::short([body])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_code;
+
+    #[test]
+    fn only_word_like_codes_are_taken_from_an_error_body() {
+        assert_eq!(
+            error_code(br#"{"error":"invalid_batch"}"#).as_deref(),
+            Some("invalid_batch")
+        );
+        assert_eq!(
+            error_code(br#"{"error":{"code":"Schema.Mismatch","message":"x"}}"#).as_deref(),
+            Some("Schema.Mismatch")
+        );
+        // FastAPI's 422 echoes the input: nothing of it is taken.
+        let echo = br#"{"detail":[{"loc":["body","documents",0],"msg":"bad","input":{"author":"alex@contoso.com","content":"secret"}}]}"#;
+        assert_eq!(error_code(echo), None);
+        assert_eq!(
+            error_code(br#"{"error":"alex@contoso.com wrote secret"}"#),
+            None
+        );
+        assert_eq!(error_code(b"<html>oops</html>"), None);
+    }
 }

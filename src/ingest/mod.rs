@@ -22,17 +22,15 @@ impl Output {
             Output::DryRun => {
                 let mut buf = Vec::with_capacity(docs.len() * 256);
                 for d in docs {
-                    serde_json::to_writer(&mut buf, d).map_err(|e| IngestError::Rejected {
-                        status: 0,
-                        detail: format!("cannot encode a document: {e}"),
-                    })?;
+                    serde_json::to_writer(&mut buf, d)
+                        .map_err(|e| IngestError::Output(e.to_string()))?;
                     buf.push(b'\n');
                 }
                 // One locked write per batch keeps lines of concurrent channels whole.
                 let mut out = std::io::stdout().lock();
                 out.write_all(&buf)
                     .and_then(|_| out.flush())
-                    .map_err(|e| IngestError::Unavailable(format!("cannot write to stdout: {e}")))
+                    .map_err(|e| IngestError::Output(e.to_string()))
             }
         }
     }

@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use super::report::{Failure, FailureKind};
-use super::{ChannelRef, Crawl};
+use super::ChannelRef;
 use crate::graph::models::{Channel, Page, Team, User};
 use crate::graph::{Graph, GraphError};
 use crate::http::Scope;
@@ -62,7 +61,7 @@ impl Shard {
     }
 
     pub fn covers(&self, team_id: &str) -> bool {
-        let d = Sha256::digest(team_id.to_ascii_lowercase().as_bytes());
+        let d = crate::digest::sha256([team_id.to_ascii_lowercase().as_bytes()]);
         let h = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
         h % u64::from(self.count) == u64::from(self.index)
     }
@@ -158,58 +157,87 @@ async fn team_channels(
         .map(Some)
 }
 
+/// What discovery found: the teams crawled, their channels, and the teams that failed.
+pub struct Found {
+    pub teams: u64,
+    pub channels: Vec<ChannelRef>,
+    pub failures: Vec<Failure>,
+}
+
 /// The channels of `teams`, looked up `concurrency` teams at a time. Teams Graph refuses
-/// (403/404) are recorded in `failures` and left out; returns how many teams are crawled.
+/// (403/404) are recorded as failures and left out, and so is a lookup that panicked (a
+/// bug, but not one that may hide a team silently).
 pub async fn channels(
-    crawl: &Arc<Crawl>,
+    graph: &Arc<Graph>,
     teams: Vec<Team>,
     include_private: bool,
     concurrency: usize,
-    failures: &mut Vec<Failure>,
-) -> Result<(u64, Vec<ChannelRef>), GraphError> {
-    let permits = Arc::new(Semaphore::new(concurrency));
+) -> Result<Found, GraphError> {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut ids = std::collections::HashMap::new();
     for team in teams {
-        let crawl = crawl.clone();
+        let graph = graph.clone();
         let permits = permits.clone();
-        tasks.spawn(async move {
+        let id = team.id.clone();
+        let handle = tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let found = team_channels(&crawl.graph, &team, include_private).await;
+            let found = team_channels(&graph, &team, include_private).await;
             (team, found)
         });
+        ids.insert(handle.id(), id);
     }
-    let (mut kept, mut out) = (0, Vec::new());
-    while let Some(done) = tasks.join_next().await {
-        let Ok((team, found)) = done else { continue };
-        match found {
+    let mut found = Found {
+        teams: 0,
+        channels: Vec::new(),
+        failures: Vec::new(),
+    };
+    while let Some(done) = tasks.join_next_with_id().await {
+        let (team, listed) = match done {
+            Ok((_, x)) => x,
+            Err(e) => {
+                let team = ids.remove(&e.id()).unwrap_or_default();
+                tracing::error!(team = %team, "The channel lookup of a team failed unexpectedly; it is left out of this run.");
+                found.failures.push(Failure {
+                    team,
+                    channel: None,
+                    kind: FailureKind::Internal,
+                    reason:
+                        "the channel lookup panicked or was aborted (a bug: report it with the log)"
+                            .into(),
+                });
+                continue;
+            }
+        };
+        match listed {
             Ok(Some(list)) => {
-                kept += 1;
-                out.extend(list.into_iter().map(|c| ChannelRef {
+                found.teams += 1;
+                found.channels.extend(list.into_iter().map(|c| ChannelRef {
                     team: team.id.clone(),
                     channel: c.id,
                 }));
             }
             Ok(None) => {}
-            Err(GraphError::Status {
-                status,
-                code,
-                message,
-            }) => failures.push(team_failure(&team.id, status, &code, &message)),
+            Err(GraphError::Status { status, code, .. }) => {
+                found.failures.push(team_failure(&team.id, status, &code))
+            }
             Err(e) => return Err(e),
         }
     }
     // Stable order: the same channels start first every run.
-    out.sort_by(|a, b| (&a.team, &a.channel).cmp(&(&b.team, &b.channel)));
-    Ok((kept, out))
+    found
+        .channels
+        .sort_by(|a, b| (&a.team, &a.channel).cmp(&(&b.team, &b.channel)));
+    Ok(found)
 }
 
-pub fn team_failure(team: &str, status: u16, code: &str, message: &str) -> Failure {
+pub fn team_failure(team: &str, status: u16, code: &str) -> Failure {
     tracing::warn!(team = %team, status, code = %code, "Graph refused the team; it is left out of this run.");
     Failure {
         team: team.to_string(),
         channel: None,
         kind: FailureKind::GraphRefused,
-        reason: format!("HTTP {status} {code}: {message}"),
+        reason: format!("Graph answered {status} {code}"),
     }
 }
 

@@ -3,37 +3,43 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::transform::Skip;
 
 /// How one channel's crawl ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ending {
     /// Round complete, cursor saved (or, in a dry run, would have been).
     Done,
     /// Failed; the cursor stays where it was.
     Failed,
-    /// Stopped by `--max-duration` or a signal before the round completed.
+    /// Stopped by `--max-duration`, a signal or an abort before the round completed.
     Stopped,
 }
 
 /// Why a channel or team failed, for the operator.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// Graph refused the team or channel (403/404: membership removed, team deleted).
     GraphRefused,
     /// Graph unavailable after retries.
     GraphUnavailable,
-    /// Graph sent something unusable.
+    /// Graph sent something unusable (a body that does not decode, a redirect, a body
+    /// past the size cap, a link to another host).
     GraphInvalid,
     IngestRejected,
     IngestUnavailable,
     State,
+    /// The crawl of a team or channel panicked: a bug, reported with the log.
+    Internal,
 }
 
+/// A team or channel that failed. `reason` holds status, error code and a fixed description
+/// only (issue 12 item 5): no body, no value Graph or the ingest sent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Failure {
     pub team: String,
@@ -43,15 +49,19 @@ pub struct Failure {
     pub reason: String,
 }
 
-/// Counters of one channel, added into the [`Summary`].
-#[derive(Debug, Default, Clone)]
+/// What the crawl of channels counted; one per channel, added into the [`Summary`].
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ChannelCounts {
-    pub seen: u64,
+    /// Messages looked at (roots and replies), skipped or not.
+    pub messages_seen: u64,
     pub forwarded: u64,
     pub deletes: u64,
+    /// Messages not sent again: unchanged since the last sync.
     pub unchanged: u64,
     /// Replies found by the reply sweep that delta did not show.
     pub late_replies: u64,
+    /// Message-list pages the reply sweep read.
     pub sweep_pages: u64,
     /// Expired delta cursors restarted from the last sync time.
     pub cursor_resets: u64,
@@ -62,11 +72,26 @@ impl ChannelCounts {
     pub fn skip(&mut self, why: Skip) {
         *self.skipped.entry(why).or_default() += 1;
     }
+
+    pub fn add(&mut self, other: &ChannelCounts) {
+        self.messages_seen += other.messages_seen;
+        self.forwarded += other.forwarded;
+        self.deletes += other.deletes;
+        self.unchanged += other.unchanged;
+        self.late_replies += other.late_replies;
+        self.sweep_pages += other.sweep_pages;
+        self.cursor_resets += other.cursor_resets;
+        for (why, n) in &other.skipped {
+            *self.skipped.entry(*why).or_default() += n;
+        }
+    }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The run summary: the `run_summary` event, `status`'s `last_run`, the metrics' source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
-    pub started_at: String,
+    #[serde(with = "crate::graph::time::serde")]
+    pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
     pub dry_run: bool,
     pub teams: u64,
@@ -74,14 +99,8 @@ pub struct Summary {
     pub channels_done: u64,
     pub channels_failed: u64,
     pub channels_stopped: u64,
-    pub messages_seen: u64,
-    pub forwarded: u64,
-    pub deletes: u64,
-    pub unchanged: u64,
-    pub late_replies: u64,
-    pub sweep_pages: u64,
-    pub cursor_resets: u64,
-    pub skipped: BTreeMap<String, u64>,
+    #[serde(flatten)]
+    pub counts: ChannelCounts,
     pub users: u64,
     pub requests: u64,
     pub throttled: u64,
@@ -97,36 +116,55 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn add_channel(&mut self, counts: &ChannelCounts, ending: &Ending) {
+    pub fn new(dry_run: bool) -> Self {
+        let mut counts = ChannelCounts::default();
+        // Every skip reason, zeros included, so dashboards see a stable set of series.
+        for why in Skip::ALL {
+            counts.skipped.insert(why, 0);
+        }
+        Summary {
+            started_at: Utc::now(),
+            duration_ms: 0,
+            dry_run,
+            teams: 0,
+            channels: 0,
+            channels_done: 0,
+            channels_failed: 0,
+            channels_stopped: 0,
+            counts,
+            users: 0,
+            requests: 0,
+            throttled: 0,
+            retries: 0,
+            throttle_wait_ms: 0,
+            request_rate: 0.0,
+            graph_statuses: BTreeMap::new(),
+            exit_code: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    pub fn add_channel(&mut self, counts: &ChannelCounts, ending: Ending) {
         self.channels += 1;
         match ending {
             Ending::Done => self.channels_done += 1,
             Ending::Failed => self.channels_failed += 1,
             Ending::Stopped => self.channels_stopped += 1,
         }
-        self.messages_seen += counts.seen;
-        self.forwarded += counts.forwarded;
-        self.deletes += counts.deletes;
-        self.unchanged += counts.unchanged;
-        self.late_replies += counts.late_replies;
-        self.sweep_pages += counts.sweep_pages;
-        self.cursor_resets += counts.cursor_resets;
-        for (why, n) in &counts.skipped {
-            *self.skipped.entry(why.name().to_string()).or_default() += n;
-        }
-    }
-
-    /// Every skip reason, zeros included, so dashboards see a stable set of series.
-    pub fn fill_skip_reasons(&mut self) {
-        for why in Skip::ALL {
-            self.skipped.entry(why.name().to_string()).or_default();
-        }
+        self.counts.add(counts);
     }
 
     /// The final event of every run (DESIGN.md): fields first, a sentence last.
     pub fn log(&self) {
-        let skipped = serde_json::to_string(&self.skipped).unwrap_or_default();
+        let skipped: BTreeMap<&str, u64> = self
+            .counts
+            .skipped
+            .iter()
+            .map(|(why, n)| (why.name(), *n))
+            .collect();
+        let skipped = serde_json::to_string(&skipped).unwrap_or_default();
         let statuses = serde_json::to_string(&self.graph_statuses).unwrap_or_default();
+        let c = &self.counts;
         tracing::info!(
             target: "run_summary",
             teams = self.teams,
@@ -134,13 +172,13 @@ impl Summary {
             channels_failed = self.channels_failed,
             channels_stopped = self.channels_stopped,
             users = self.users,
-            messages_seen = self.messages_seen,
-            forwarded = self.forwarded,
-            deletes = self.deletes,
-            unchanged = self.unchanged,
-            late_replies = self.late_replies,
-            sweep_pages = self.sweep_pages,
-            cursor_resets = self.cursor_resets,
+            messages_seen = c.messages_seen,
+            forwarded = c.forwarded,
+            deletes = c.deletes,
+            unchanged = c.unchanged,
+            late_replies = c.late_replies,
+            sweep_pages = c.sweep_pages,
+            cursor_resets = c.cursor_resets,
             skipped = %skipped,
             requests = self.requests,
             throttled = self.throttled,
@@ -153,5 +191,30 @@ impl Summary {
             exit_code = self.exit_code,
             "Run finished."
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_is_flat_json_with_every_skip_reason_by_name() {
+        let mut s = Summary::new(false);
+        let mut c = ChannelCounts {
+            forwarded: 3,
+            ..Default::default()
+        };
+        c.skip(Skip::Bot);
+        s.add_channel(&c, Ending::Done);
+        s.add_channel(&c, Ending::Failed);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["forwarded"], 6);
+        assert_eq!(v["skipped"]["bot"], 2);
+        assert_eq!(v["skipped"]["no_mail"], 0);
+        assert_eq!(v["channels_failed"], 1);
+        assert!(v["started_at"].as_str().unwrap().ends_with('Z'));
+        let back: Summary = serde_json::from_value(v).unwrap();
+        assert_eq!(back.counts.forwarded, 6);
     }
 }

@@ -18,7 +18,10 @@ pub use text::TextOptions;
 use crate::graph::models::ChatMessage;
 
 /// Why a message was not forwarded; each reason has its own counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Skip {
     SystemEvent,
     Bot,

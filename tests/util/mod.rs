@@ -353,3 +353,21 @@ pub fn assert_converged(h: &Harness, include_private_teams: bool) {
         problems.join("\n")
     );
 }
+
+/// The error a failed command ended with: the `error` field of the JSON `error` event (JSON
+/// logs), or the text of the one `teams-connector: …` line (text logs). Panics unless there
+/// is exactly one.
+pub fn final_error(stderr: &str) -> String {
+    let mut found: Vec<String> = Vec::new();
+    for line in stderr.lines() {
+        if let Some(text) = line.strip_prefix("teams-connector: ") {
+            found.push(text.to_string());
+        } else if let Ok(v) = serde_json::from_str::<Value>(line) {
+            if v["target"] == "error" {
+                found.push(v["error"].as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "one final error expected:\n{stderr}");
+    found.remove(0)
+}

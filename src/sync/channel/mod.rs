@@ -1,86 +1,57 @@
-//! One channel's incremental crawl: follow delta from where the last run stopped, turn
-//! each root post and its replies into documents, send them in batches, and save the new
-//! `@odata.deltaLink` only after the ingest accepted every batch before it
-//! (cursor-after-ack). Pages stream through: one page and one batch are held at a time.
+//! One channel's crawl. [`crawl`] picks the pass — delta plus the reply sweep
+//! ([`delta`], [`sweep`]) or a backfill through the message list ([`backfill`]) — and maps
+//! how it ended to the channel's [`ChannelRun`]. What every pass shares lives here: the
+//! per-channel state ([`ChannelCrawl`]) and the decision for one message; delivery and the
+//! resume point are in [`outbox`].
 //!
-//! Where a round starts, in order: the saved mid-round link (a killed run resumes near
-//! where it stopped), the last deltaLink, or — first run — `crawl.initial_lookback` back.
-//! A saved link that Graph refuses (expired skiptoken, 410, `syncStateNotFound`, …) falls
-//! back one step; an expired deltaLink restarts from the last sync time with a date
-//! filter, never from scratch and never silently. After the delta round, incremental
-//! rounds sweep recent threads for late replies ([`super::sweep`]).
+//! Keys (issue 10): a message id is unique only within its thread, a thread id only within
+//! its channel, a channel id only within its team. Documents are keyed by tenant, team,
+//! channel, thread and message ([`crate::transform::document_id`]); this channel's state is
+//! stored under (team, channel); the replies the sweep must not repeat are keyed by
+//! (thread, message) within this channel.
 
-mod delivery;
+mod backfill;
+mod delta;
+mod outbox;
+mod sweep;
+
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 
+use super::crawl::{Crawl, Mode};
 use super::report::{ChannelCounts, Ending, Failure, FailureKind};
-use super::Crawl;
-use crate::graph::models::{ChatMessage, Page};
+use crate::graph::models::ChatMessage;
 use crate::graph::GraphError;
 use crate::http::Scope;
 use crate::ingest::IngestError;
-use crate::state::{ChannelCursor, PageAck};
-use crate::transform::{Directory, Document, Op, Outcome, Place};
+use crate::state::ChannelCursor;
+use crate::transform::{Directory, Op, Outcome, Place};
+use outbox::{Ledger, Outbox};
 
-/// Overlap when restarting from a sync time, for clock skew between Graph's replicas.
-const RESYNC_OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
-
-/// A channel to crawl.
-#[derive(Debug, Clone)]
+/// A channel to crawl: its team's id and its own (unique only within the team).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelRef {
     pub team: String,
     pub channel: String,
 }
 
+/// How one channel's crawl went.
 pub struct ChannelRun {
     pub counts: ChannelCounts,
     pub ending: Ending,
     pub failure: Option<Failure>,
 }
 
-/// Why a crawl stopped early.
-pub(super) enum Stop {
-    Graph(GraphError),
-    Ingest(IngestError),
-    Budget,
-    Fatal(crate::exit::Fatal),
-}
-
-/// Where the URL of the next request came from: stored links may have expired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Origin {
-    Fresh,
-    InProgress,
-    Delta,
-}
-
-pub(super) struct Progress<'a> {
-    pub crawl: &'a Crawl,
-    /// The users map, once loaded (see [`Progress::ensure_directory`]).
-    directory: Option<&'a Directory>,
-    pub place: &'a ChannelRef,
-    cursor: ChannelCursor,
-    /// Newest `lastModifiedDateTime` handled so far.
-    newest: Option<DateTime<Utc>>,
-    /// Messages modified before this were sent by an earlier run.
-    pub since: Option<DateTime<Utc>>,
-    incremental: bool,
-    /// The URL of the page being processed: the resume point once its batch is acked.
-    page_url: Option<String>,
-    /// Ids of the documents made from the current page, in order.
-    page_docs: Vec<String>,
-    /// On a resumed run: the prefix of the first page the ingest already has.
-    resume_ack: Option<PageAck>,
-    /// Replies decided in this run, by (thread id, message id): a message id is unique only
-    /// within its thread. The sweep skips these, so nothing is sent or counted twice. Kept
-    /// only on incremental rounds (the only ones a sweep follows).
-    handled_replies: HashSet<(String, String)>,
-    batch: Vec<Document>,
-    pub counts: ChannelCounts,
-    /// Backfill: only messages created in this range, and no incremental cursor is touched.
-    pub(super) range: Option<Range>,
+impl ChannelRun {
+    /// A channel the run stopped before it started.
+    pub fn stopped() -> Self {
+        ChannelRun {
+            counts: ChannelCounts::default(),
+            ending: Ending::Stopped,
+            failure: None,
+        }
+    }
 }
 
 /// A backfill's date range, `[since, until)`.
@@ -96,214 +67,179 @@ impl Range {
     }
 }
 
+/// Why a crawl stopped early.
+enum Stop {
+    Graph(GraphError),
+    Ingest(IngestError),
+    /// A signal, the deadline, or another channel's abort.
+    Stopping,
+    /// Ends the whole run (the state store failed, sign-in failed).
+    Fatal(crate::exit::Fatal),
+}
+
+impl Stop {
+    /// The run is stopping (signal, deadline, abort): not this channel's failure.
+    fn is_stopping(&self) -> bool {
+        matches!(
+            self,
+            Stop::Stopping
+                | Stop::Graph(GraphError::Cancelled)
+                | Stop::Ingest(IngestError::Cancelled)
+        )
+    }
+}
+
+/// Which pass reads a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Delta: changed roots and their replies.
+    Delta,
+    /// The reply sweep: replies of recent threads, whether or not delta showed them.
+    Sweep,
+    /// Backfill: the message list, filtered by creation date.
+    Backfill,
+}
+
+/// What an earlier round sent, and the newest change seen in this one (cursor-after-ack).
+#[derive(Debug, Default)]
+struct Watermark {
+    /// Messages modified before this were handled by an earlier round.
+    since: Option<DateTime<Utc>>,
+    /// Newest `lastModifiedDateTime` handled so far: the next round's `since`.
+    newest: Option<DateTime<Utc>>,
+    /// The channel has completed a round before (deletes are then forwarded).
+    incremental: bool,
+}
+
+/// One channel's crawl state. Field by field:
+struct ChannelCrawl<'a> {
+    crawl: &'a Crawl,
+    place: &'a ChannelRef,
+    /// The users map, fetched from the run on the first message that needs it.
+    directory: Option<&'a Directory>,
+    /// The stored cursor, rewritten as batches are acknowledged.
+    cursor: ChannelCursor,
+    mark: Watermark,
+    /// The page being processed: the resume point once its documents are acknowledged.
+    ledger: Ledger,
+    /// Documents waiting for the ingest.
+    outbox: Outbox,
+    /// Replies decided in this run, by (thread id, message id): the sweep skips them, so
+    /// nothing is sent or counted twice. Kept only on incremental rounds (the only ones a
+    /// sweep follows).
+    handled_replies: HashSet<(String, String)>,
+    counts: ChannelCounts,
+}
+
+/// Crawls one channel and says how it ended.
 pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
-    let mut progress = Progress {
+    let mut channel = ChannelCrawl {
         crawl,
-        directory: None,
         place,
+        directory: None,
         cursor: ChannelCursor::default(),
-        newest: None,
-        since: None,
-        incremental: false,
-        page_url: None,
-        page_docs: Vec::new(),
-        resume_ack: None,
+        mark: Watermark::default(),
+        ledger: Ledger::default(),
+        outbox: Outbox::new(crawl.plan.batch_size),
         handled_replies: HashSet::new(),
-        batch: Vec::with_capacity(crawl.batch_size),
         counts: ChannelCounts::default(),
-        range: crawl.backfill,
     };
-    let outcome = match crawl.backfill {
-        Some(range) => progress.backfill(range).await,
-        None => progress.run().await,
+    let outcome = match crawl.plan.mode {
+        Mode::Backfill { range, restart } => channel.backfill(range, restart).await,
+        Mode::Incremental => channel.incremental().await,
     };
     let (ending, failure) = match outcome {
         Ok(()) => (Ending::Done, None),
-        Err(stop) => progress.conclude(stop).await,
+        Err(stop) => {
+            if stop.is_stopping() {
+                channel.wind_down().await;
+            }
+            channel.conclude(stop)
+        }
     };
     ChannelRun {
-        counts: progress.counts,
+        counts: channel.counts,
         ending,
         failure,
     }
 }
 
-impl<'a> Progress<'a> {
-    async fn run(&mut self) -> Result<(), Stop> {
-        let stored = self
-            .crawl
-            .store
-            .channel(&self.place.team, &self.place.channel)
-            .map_err(Stop::Fatal)?;
-        self.cursor = stored.unwrap_or_default();
-        self.incremental = self.cursor.delta_link.is_some();
-        self.since = self.cursor.last_sync;
-        self.newest = max_time(self.cursor.last_sync, self.cursor.round_newest);
-        self.resume_ack = self.cursor.in_progress_acked.take();
-        let delta = self.delta_round().await?;
-        if self.incremental && self.crawl.include_replies {
-            self.sweep().await?;
-        }
-        self.finish(delta).await
-    }
-
-    fn first_link(&self) -> (String, Origin) {
-        if let Some(link) = &self.cursor.in_progress {
-            return (link.clone(), Origin::InProgress);
-        }
-        if let Some(link) = &self.cursor.delta_link {
-            return (link.clone(), Origin::Delta);
-        }
-        (self.filtered_link(self.crawl.first_since), Origin::Fresh)
-    }
-
-    fn filtered_link(&self, since: DateTime<Utc>) -> String {
-        let e = &self.crawl.graph.endpoints;
-        e.delta(
-            &self.place.team,
-            &self.place.channel,
-            &graph_time(since),
-            self.crawl.include_replies,
-        )
-    }
-
-    /// Follows delta to the end of the round; returns the round's deltaLink.
-    async fn delta_round(&mut self) -> Result<String, Stop> {
-        let (mut url, mut origin) = self.first_link();
-        loop {
-            self.check_budget(Some(&url)).await?;
-            let page: Page<ChatMessage> = match self.get(&url).await {
-                Ok(page) => page,
-                Err(Stop::Graph(e)) if origin != Origin::Fresh && is_expired_cursor(&e) => {
-                    (url, origin) = self.fall_back(origin, &e);
-                    continue;
-                }
-                Err(stop) => return Err(stop),
-            };
-            let resumed = origin == Origin::InProgress;
-            origin = Origin::Fresh;
-            self.page_url = Some(url.clone());
-            self.page_docs.clear();
-            for root in &page.value {
-                self.root(root).await?;
-            }
-            if resumed {
-                self.skip_acked_prefix();
-            }
-            self.flush_full_batches().await?;
-            match (page.next_link, page.delta_link) {
-                (Some(next), _) => url = next,
-                // Checked before it is stored: a cursor pointing elsewhere would send our
-                // token there next run and fail the channel forever.
-                (None, Some(delta)) if !self.crawl.graph.endpoints.owns(&delta) => {
-                    return Err(Stop::Graph(GraphError::Refused(
-                        "refusing to follow a link to another host than [microsoft] graph_url (an @odata.deltaLink)".into(),
-                    )))
-                }
-                (None, Some(delta)) => return Ok(delta),
-                (None, None) => {
-                    return Err(Stop::Graph(GraphError::Invalid(
-                        "a delta page had neither @odata.nextLink nor @odata.deltaLink".into(),
-                    )))
-                }
-            }
-        }
-    }
-
-    /// A stored link was refused: the mid-round link falls back to the last deltaLink, an
-    /// expired deltaLink to a date filter from the last sync time.
-    fn fall_back(&mut self, origin: Origin, e: &GraphError) -> (String, Origin) {
-        if origin == Origin::InProgress {
-            tracing::warn!(team = %self.place.team, channel = %self.place.channel, error = %e, "Saved mid-round link refused; resuming from the last completed round.");
-            self.cursor.in_progress = None;
-            self.resume_ack = None;
-            if let Some(delta) = &self.cursor.delta_link {
-                return (delta.clone(), Origin::Delta);
-            }
-            return (self.filtered_link(self.crawl.first_since), Origin::Fresh);
-        }
-        self.counts.cursor_resets += 1;
-        let since = self
-            .cursor
-            .last_sync
-            .map(|t| t - RESYNC_OVERLAP)
-            .unwrap_or(self.crawl.first_since);
-        tracing::warn!(
-            team = %self.place.team,
-            channel = %self.place.channel,
-            error = %e,
-            since = %graph_time(since),
-            "Delta cursor expired; resyncing the channel from its last sync time."
-        );
-        (self.filtered_link(since), Origin::Fresh)
-    }
-
-    pub(super) async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Stop> {
+impl<'a> ChannelCrawl<'a> {
+    /// GETs `url` on this channel's rate budget.
+    async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Stop> {
+        let scope = Scope::Channel(&self.place.channel);
         self.crawl
+            .services
             .graph
-            .get(url, Scope::Channel(&self.place.channel))
+            .get(url, scope)
             .await
             .map_err(Stop::Graph)
     }
 
     /// The users map; the first call waits for it (it loads while the first pages are
-    /// fetched). `Budget` when loading failed: the run is aborting.
-    pub(super) async fn directory(&mut self) -> Result<&'a Directory, Stop> {
+    /// fetched). `Stopping` when loading failed: the run is aborting.
+    async fn directory(&mut self) -> Result<&'a Directory, Stop> {
         if let Some(dir) = self.directory {
             return Ok(dir);
         }
         let crawl: &'a Crawl = self.crawl;
-        let dir = crawl.directory().await.ok_or(Stop::Budget)?;
+        let dir = crawl.run.directory().await.ok_or(Stop::Stopping)?;
         self.directory = Some(dir);
         Ok(dir)
     }
 
-    async fn root(&mut self, root: &ChatMessage) -> Result<(), Stop> {
+    /// A root and its replies, as delta or the backfill shows them.
+    async fn root(&mut self, root: &ChatMessage, pass: Pass) -> Result<(), Stop> {
         let dir = self.directory().await?;
-        self.message(root, &root.id, false, dir);
-        if !self.crawl.include_replies {
+        self.message(root, &root.id, pass, dir);
+        if !self.crawl.plan.include_replies {
             return Ok(());
         }
-        self.replies(root, false).await
+        self.replies(root, pass).await
     }
 
-    /// The replies of `root`: inline ones, then `replies@odata.nextLink` pages.
-    pub(super) async fn replies(&mut self, root: &ChatMessage, sweep: bool) -> Result<(), Stop> {
+    /// The replies of `root`: inline ones, then `replies@odata.nextLink` pages. Graph has
+    /// been seen to stop the inline replies at 1 000 without a nextLink: when
+    /// `replies@odata.count` says there are more, the reply list is paged here.
+    async fn replies(&mut self, root: &ChatMessage, pass: Pass) -> Result<(), Stop> {
         let dir = self.directory().await?;
         for reply in &root.replies {
-            self.message(reply, &root.id, sweep, dir);
+            self.message(reply, &root.id, pass, dir);
         }
         let mut next = root.replies_next_link.clone();
+        let missing = root
+            .replies_count
+            .is_some_and(|n| n > root.replies.len() as u64);
+        let mut inline: Option<HashSet<&str>> = None;
+        if next.is_none() && missing {
+            let e = &self.crawl.services.graph.endpoints;
+            next = Some(e.replies(&self.place.team, &self.place.channel, &root.id));
+            inline = Some(root.replies.iter().map(|r| r.id.as_str()).collect());
+        }
         while let Some(url) = next {
-            let page: Page<ChatMessage> = self.get(&url).await?;
+            let page: crate::graph::models::Page<ChatMessage> = self.get(&url).await?;
             for reply in &page.value {
-                self.message(reply, &root.id, sweep, dir);
+                if !inline
+                    .as_ref()
+                    .is_some_and(|seen| seen.contains(reply.id.as_str()))
+                {
+                    self.message(reply, &root.id, pass, dir);
+                }
             }
             next = page.next_link;
         }
         Ok(())
     }
 
-    /// Decides one message. In the sweep, only replies not seen yet this run count.
-    pub(super) fn message(
-        &mut self,
-        msg: &ChatMessage,
-        thread: &str,
-        sweep: bool,
-        directory: &Directory,
-    ) {
-        let is_reply = msg.id != thread;
-        let reply_key = is_reply.then(|| (thread.to_owned(), msg.id.clone()));
-        if sweep
-            && reply_key
-                .as_ref()
-                .is_some_and(|k| self.handled_replies.contains(k))
-        {
+    /// Decides one message of `thread` and queues its document, if it gets one.
+    fn message(&mut self, msg: &ChatMessage, thread: &str, pass: Pass, directory: &Directory) {
+        let reply_key = (msg.id != thread).then(|| (thread.to_owned(), msg.id.clone()));
+        let handled = |k: &(String, String)| self.handled_replies.contains(k);
+        if pass == Pass::Sweep && reply_key.as_ref().is_some_and(handled) {
             return;
         }
-        if let Some(range) = self.range {
-            let created = msg.created();
-            if !created.is_some_and(|c| range.contains(c)) {
+        if let Mode::Backfill { range, .. } = self.crawl.plan.mode {
+            if !msg.created().is_some_and(|c| range.contains(c)) {
                 return;
             }
         }
@@ -313,18 +249,18 @@ impl<'a> Progress<'a> {
         // equal to the last sync is resent (at least once). The sweep re-reads every recent
         // thread each run: there equal means "the newest one we sent", or it would be sent
         // again by every run.
-        if let (Some(since), Some(m)) = (self.since, modified) {
-            if m < since || (sweep && m == since) {
-                if !sweep {
-                    self.counts.seen += 1;
+        if let (Some(since), Some(m)) = (self.mark.since, modified) {
+            if m < since || (pass == Pass::Sweep && m == since) {
+                if pass != Pass::Sweep {
+                    self.counts.messages_seen += 1;
                     self.counts.unchanged += 1;
                 }
                 return;
             }
         }
-        self.counts.seen += 1;
-        self.newest = max_time(self.newest, modified);
-        if let Some(key) = reply_key.filter(|_| self.incremental && self.range.is_none()) {
+        self.counts.messages_seen += 1;
+        self.mark.newest = self.mark.newest.max(modified);
+        if let Some(key) = reply_key.filter(|_| self.mark.incremental && pass != Pass::Backfill) {
             self.handled_replies.insert(key);
         }
         let place = Place {
@@ -332,126 +268,69 @@ impl<'a> Progress<'a> {
             channel: &self.place.channel,
             thread,
         };
-        match self
-            .crawl
-            .transformer
-            .message(&place, msg, directory, self.incremental)
-        {
+        let decided =
+            self.crawl
+                .services
+                .transformer
+                .message(&place, msg, directory, self.mark.incremental);
+        match decided {
             Outcome::Forward(doc) => {
                 match doc.op {
                     Op::Upsert => self.counts.forwarded += 1,
                     Op::Delete => self.counts.deletes += 1,
                 }
-                if sweep {
+                if pass == Pass::Sweep {
                     self.counts.late_replies += 1;
                 }
-                self.page_docs.push(doc.id.clone());
-                self.batch.push(doc);
+                self.ledger.ids.push(doc.id.clone());
+                self.outbox.push(doc);
             }
             Outcome::Skip(why) => self.counts.skip(why),
         }
     }
 
-    /// Maps an early stop to the channel's ending, recording aborts on the crawl.
-    async fn conclude(&self, stop: Stop) -> (Ending, Option<Failure>) {
-        let fail = |kind: FailureKind, reason: String| {
-            tracing::warn!(
-                team = %self.place.team,
-                channel = %self.place.channel,
-                kind = ?kind,
-                reason = %reason,
-                "Channel failed; its cursor stays where it was and the next run retries it."
-            );
-            (
-                Ending::Failed,
-                Some(Failure {
-                    team: self.place.team.clone(),
-                    channel: Some(self.place.channel.clone()),
-                    kind,
-                    reason,
-                }),
-            )
-        };
-        match stop {
-            Stop::Budget | Stop::Graph(GraphError::Cancelled) => (Ending::Stopped, None),
+    /// Maps an early stop to the channel's ending, recording aborts on the run.
+    fn conclude(&self, stop: Stop) -> (Ending, Option<Failure>) {
+        if stop.is_stopping() {
+            return (Ending::Stopped, None);
+        }
+        let (kind, reason) = match stop {
+            Stop::Stopping => return (Ending::Stopped, None),
             Stop::Graph(GraphError::Auth(f)) | Stop::Fatal(f) => {
-                self.crawl.abort(f);
-                (Ending::Stopped, None)
+                self.crawl.run.abort(f);
+                return (Ending::Stopped, None);
             }
-            Stop::Graph(e @ GraphError::Status { .. }) => {
-                fail(FailureKind::GraphRefused, e.to_string())
-            }
-            Stop::Graph(e @ GraphError::Unavailable(_)) => {
-                fail(FailureKind::GraphUnavailable, e.to_string())
-            }
-            Stop::Graph(e) => fail(FailureKind::GraphInvalid, e.to_string()),
-            Stop::Ingest(e @ IngestError::Rejected { .. }) => {
-                fail(FailureKind::IngestRejected, e.to_string())
-            }
-            Stop::Ingest(e @ IngestError::Unavailable(_)) => {
-                fail(FailureKind::IngestUnavailable, e.to_string())
-            }
-        }
+            Stop::Graph(e) => (graph_failure(&e), e.to_string()),
+            Stop::Ingest(e) => (ingest_failure(&e), e.to_string()),
+        };
+        tracing::warn!(
+            team = %self.place.team,
+            channel = %self.place.channel,
+            kind = ?kind,
+            reason = %reason,
+            "Channel failed; its cursor stays where it was and the next run retries it."
+        );
+        let failure = Failure {
+            team: self.place.team.clone(),
+            channel: Some(self.place.channel.clone()),
+            kind,
+            reason,
+        };
+        (Ending::Failed, Some(failure))
     }
 }
 
-/// Graph's ways of saying a stored delta or skip token is no longer valid.
-fn is_expired_cursor(e: &GraphError) -> bool {
-    let GraphError::Status {
-        status,
-        code,
-        message,
-    } = e
-    else {
-        return false;
-    };
-    let code = code.to_ascii_lowercase();
-    let message = message.to_ascii_lowercase();
-    *status == 410
-        || ["syncstatenotfound", "resyncrequired", "syncstateinvalid"].contains(&code.as_str())
-        || (*status == 400 && (message.contains("deltatoken") || message.contains("skiptoken")))
-}
-
-fn max_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
+fn graph_failure(e: &GraphError) -> FailureKind {
+    match e {
+        GraphError::Status { .. } => FailureKind::GraphRefused,
+        GraphError::Unavailable { .. } => FailureKind::GraphUnavailable,
+        _ => FailureKind::GraphInvalid,
     }
 }
 
-/// Graph's timestamp form: `2021-01-22T21:39:42.080Z`.
-pub fn graph_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(status: u16, code: &str, message: &str) -> GraphError {
-        GraphError::Status {
-            status,
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-
-    #[test]
-    fn recognises_every_expired_cursor_answer() {
-        assert!(is_expired_cursor(&status(410, "Gone", "")));
-        assert!(is_expired_cursor(&status(400, "syncStateNotFound", "")));
-        assert!(is_expired_cursor(&status(400, "resyncRequired", "")));
-        assert!(is_expired_cursor(&status(
-            400,
-            "BadRequest",
-            "Parameter 'DeltaToken' not supported for this request."
-        )));
-        assert!(!is_expired_cursor(&status(
-            400,
-            "BadRequest",
-            "Invalid filter clause"
-        )));
-        assert!(!is_expired_cursor(&status(403, "Forbidden", "")));
-        assert!(!is_expired_cursor(&GraphError::Unavailable("x".into())));
+fn ingest_failure(e: &IngestError) -> FailureKind {
+    match e {
+        IngestError::Rejected { .. } => FailureKind::IngestRejected,
+        _ => FailureKind::IngestUnavailable,
     }
 }

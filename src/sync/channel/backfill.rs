@@ -6,48 +6,50 @@
 
 use chrono::Utc;
 
-use super::channel::{graph_time, Progress, Range, Stop};
+use super::{ChannelCrawl, Pass, Range, Stop};
 use crate::graph::models::{ChatMessage, Page};
+use crate::graph::{time, Links};
 use crate::state::BackfillProgress;
 
-impl<'a> Progress<'a> {
-    pub(super) async fn backfill(&mut self, range: Range) -> Result<(), Stop> {
+impl ChannelCrawl<'_> {
+    pub(super) async fn backfill(&mut self, range: Range, restart: bool) -> Result<(), Stop> {
         let (team, channel) = (self.place.team.clone(), self.place.channel.clone());
-        let since = graph_time(range.since);
-        let until = range.until.map(graph_time);
-        let stored = self
-            .crawl
-            .store
-            .backfill(&team, &channel)
-            .map_err(Stop::Fatal)?;
-        let resume =
-            stored.filter(|p| !self.crawl.restart_backfill && p.since == since && p.until == until);
+        let since = time::format(range.since);
+        let until = range.until.map(time::format);
+        let store = &self.crawl.services.store;
+        let stored = store.backfill(&team, &channel).map_err(Stop::Fatal)?;
+        let resume = stored.filter(|p| !restart && p.since == since && p.until == until);
+        let endpoints = &self.crawl.services.graph.endpoints;
         let mut next = match resume {
             Some(p) if p.done => return Ok(()),
             Some(p) => p.next,
-            None => Some(self.crawl.graph.endpoints.messages(&team, &channel)),
+            None => Some(endpoints.messages(&team, &channel)),
         };
+        let mut links = next.as_deref().map(Links::starting_at);
         while let Some(url) = next {
-            self.check_budget(None).await?;
+            self.check_stop()?;
             let page: Page<ChatMessage> = self.get(&url).await?;
-            let dir = self.directory().await?;
             let mut reached_since = false;
             for root in &page.value {
-                let modified = root.modified();
                 // Newest first: once a root was last touched before `since`, everything
                 // after it was created before `since` too.
-                if modified.is_some_and(|m| m < range.since) {
+                if root.modified().is_some_and(|m| m < range.since) {
                     reached_since = true;
                     break;
                 }
-                self.message(root, &root.id, false, dir);
-                if self.crawl.include_replies {
-                    self.replies(root, false).await?;
-                }
+                self.root(root, Pass::Backfill).await?;
             }
-            self.flush_batch().await?;
-            next = if reached_since { None } else { page.next_link };
-            if !self.crawl.output.is_dry_run() {
+            self.flush().await?;
+            next = match page.next_link.filter(|_| !reached_since) {
+                Some(link) => Some(
+                    links
+                        .get_or_insert_with(|| Links::starting_at(&url))
+                        .next(endpoints, link, "@odata.nextLink")
+                        .map_err(Stop::Graph)?,
+                ),
+                None => None,
+            };
+            if !self.crawl.services.output.is_dry_run() {
                 let progress = BackfillProgress {
                     since: since.clone(),
                     until: until.clone(),
@@ -55,8 +57,7 @@ impl<'a> Progress<'a> {
                     done: next.is_none(),
                     updated_at: Utc::now(),
                 };
-                self.crawl
-                    .store
+                store
                     .set_backfill(&team, &channel, &progress)
                     .map_err(Stop::Fatal)?;
             }

@@ -1,0 +1,53 @@
+//! The reply sweep: a new reply does not reliably bump its root in delta (DESIGN.md), so
+//! every incremental round re-reads the threads created within `crawl.reply_window` —
+//! the message list with replies expanded, newest first — and forwards replies changed
+//! since the channel's last sync. Replies to threads older than the window are out of
+//! reach unless delta shows their root again.
+
+use chrono::Utc;
+
+use super::{ChannelCrawl, Pass, Stop};
+use crate::graph::models::{ChatMessage, Page};
+use crate::graph::Links;
+
+impl ChannelCrawl<'_> {
+    pub(super) async fn sweep(&mut self) -> Result<(), Stop> {
+        if self.mark.since.is_none() {
+            return Ok(());
+        }
+        let window = chrono::Duration::from_std(self.crawl.plan.reply_window)
+            .unwrap_or(chrono::Duration::MAX);
+        let window_start = Utc::now()
+            .checked_sub_signed(window)
+            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        let endpoints = &self.crawl.services.graph.endpoints;
+        let first = endpoints.messages(&self.place.team, &self.place.channel);
+        let mut links = Links::starting_at(&first);
+        let mut next = Some(first);
+        while let Some(url) = next {
+            self.check_stop()?;
+            let page: Page<ChatMessage> = self.get(&url).await?;
+            self.counts.sweep_pages += 1;
+            for root in &page.value {
+                // Newest first (by creation or by modification): once a root was last
+                // touched before the window, every later one was created before it too.
+                if root.modified().is_some_and(|m| m < window_start) {
+                    return self.flush_full_batches().await;
+                }
+                if root.created().is_some_and(|c| c >= window_start) {
+                    self.replies(root, Pass::Sweep).await?;
+                }
+            }
+            self.flush_full_batches().await?;
+            next = match page.next_link {
+                Some(link) => Some(
+                    links
+                        .next(endpoints, link, "@odata.nextLink")
+                        .map_err(Stop::Graph)?,
+                ),
+                None => None,
+            };
+        }
+        Ok(())
+    }
+}
