@@ -396,7 +396,13 @@ async fn check_messages(graph: &Graph, teams: &[Team]) -> Check<((), String)> {
         let since = graph_time(chrono::Utc::now() - chrono::Duration::days(1));
         let url = top_one(&graph.endpoints.delta(&team.id, &channel.id, &since, false));
         let _: Page<Value> = graph
-            .get(&url, Scope::Channel(&channel.id))
+            .get(
+                &url,
+                Scope::Channel {
+                    team: &team.id,
+                    channel: &channel.id,
+                },
+            )
             .await
             .map_err(|e| graph_failed(e, "channel messages", "ChannelMessage.Read.All"))?;
         let name = |n: &Option<String>, id: &str| n.clone().unwrap_or_else(|| id.to_string());

@@ -95,6 +95,7 @@ impl Graph {
             limiter: Limiter::new(
                 limits.requests_per_second,
                 limits.per_channel_requests_per_second,
+                limits.concurrency,
             ),
             counters,
             max_retries: limits.max_retries,
@@ -164,7 +165,8 @@ impl Graph {
                 }
                 Err(f) => return Ok(Action::Fail(GraphError::Auth(f))),
             };
-            self.shutdown.run(self.limiter.acquire(scope)).await?;
+            // Held until the answer is read: `concurrency` bounds requests in flight.
+            let _slot = self.shutdown.run(self.limiter.acquire(scope)).await?;
             Counters::add(&self.counters.requests, 1);
             let request = self
                 .http

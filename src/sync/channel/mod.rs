@@ -167,7 +167,10 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
 impl<'a> ChannelCrawl<'a> {
     /// GETs `url` on this channel's rate budget.
     async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Stop> {
-        let scope = Scope::Channel(&self.place.channel);
+        let scope = Scope::Channel {
+            team: &self.place.team,
+            channel: &self.place.channel,
+        };
         self.crawl
             .services
             .graph
