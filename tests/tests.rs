@@ -10,6 +10,7 @@ mod badinput;
 mod cli;
 mod config;
 mod delivery;
+mod hostile;
 mod keys;
 mod ops;
 mod outcome;
