@@ -2,7 +2,7 @@
 //! and the code go to stderr, the account that signed in to stdout.
 
 use crate::auth;
-use crate::config::{flow_name, Config, Flow};
+use crate::config::{Config, Flow};
 use crate::exit::{Code, Fatal, Result};
 use crate::shutdown::Shutdown;
 use crate::state::Store;
@@ -11,7 +11,7 @@ pub async fn login(config: &Config, shutdown: Shutdown) -> Result<Code> {
     if config.flow != Flow::RefreshToken {
         return Err(Fatal::config(format!(
             "[auth] flow = {:?} does not use a stored refresh token; set flow = \"refresh_token\" to sign in with `teams-connector login`",
-            flow_name(config.flow)
+            config.flow.name()
         )));
     }
     // Holding the lock keeps a scheduled run from refreshing the old chain meanwhile.

@@ -169,10 +169,8 @@ pub async fn run(
         include_replies: config.crawl.include_replies,
         reply_window: config.crawl.reply_window,
         batch_size: config.ingest.batch_size,
-        first_since: Utc::now()
-            - chrono::Duration::from_std(config.crawl.initial_lookback)
-                .unwrap_or(chrono::Duration::days(30)),
-        deadline: opts.max_duration.map(|d| started + d),
+        first_since: crate::config::ago(config.crawl.initial_lookback),
+        deadline: opts.max_duration.and_then(|d| started.checked_add(d)),
         backfill: opts.backfill,
         restart_backfill: opts.restart_backfill,
         shutdown: shutdown.clone(),

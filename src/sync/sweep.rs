@@ -4,8 +4,6 @@
 //! since the channel's last sync. Replies to threads older than the window are out of
 //! reach unless delta shows their root again.
 
-use chrono::Utc;
-
 use super::channel::{Progress, Stop};
 use crate::graph::models::{ChatMessage, Page};
 
@@ -14,9 +12,7 @@ impl Progress<'_> {
         if self.since.is_none() {
             return Ok(());
         }
-        let window = chrono::Duration::from_std(self.crawl.reply_window)
-            .unwrap_or(chrono::Duration::days(14));
-        let window_start = Utc::now() - window;
+        let window_start = crate::config::ago(self.crawl.reply_window);
         let mut next = Some(
             self.crawl
                 .graph
