@@ -365,7 +365,10 @@ async fn check_me(config: &Config, graph: &Graph) -> Check<((), String)> {
         .unwrap_or("the technical user");
     Ok((
         (),
-        format!("{} answers; signed in as {who}", redact_url(&config.graph_url)),
+        format!(
+            "{} answers; signed in as {who}",
+            redact_url(&config.graph_url)
+        ),
     ))
 }
 
@@ -468,14 +471,20 @@ async fn check_ingest(
     match client.post(&[]).await {
         Ok(()) => Ok((
             (),
-            format!("{} accepts the token (empty batch)", redact_url(&config.ingest.url)),
+            format!(
+                "{} accepts the token (empty batch)",
+                redact_url(&config.ingest.url)
+            ),
         )),
         Err(IngestError::Rejected {
             status: status @ (401 | 403),
             ..
         }) => Err(Failed::new(
             Code::Auth,
-            format!("{} refused the token (HTTP {status})", redact_url(&config.ingest.url)),
+            format!(
+                "{} refused the token (HTTP {status})",
+                redact_url(&config.ingest.url)
+            ),
             "set TEAMS_CONNECTOR_INGEST_TOKEN(_FILE) to a token the ingest accepts",
         )),
         Err(e @ IngestError::Rejected { .. }) => Err(Failed::new(
