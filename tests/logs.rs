@@ -29,9 +29,14 @@ fn assert_no_dependency_chatter(run: &Run) {
         };
         let target = v["target"].as_str().unwrap_or("");
         let level = v["level"].as_str().unwrap_or("");
-        let ours = ["teams_connector", "graph_emulator", "run_summary", "progress"]
-            .iter()
-            .any(|t| target.starts_with(t));
+        let ours = [
+            "teams_connector",
+            "graph_emulator",
+            "run_summary",
+            "progress",
+        ]
+        .iter()
+        .any(|t| target.starts_with(t));
         assert!(
             ours || matches!(level, "WARN" | "ERROR"),
             "a dependency logged at {level}: {line}"
@@ -85,7 +90,8 @@ async fn text_logs_escape_control_characters_in_values() {
     let run = bin(&args, &h.env).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("no-such-team\\nERROR forged line\\u{1b}[31m"),
+        run.stderr
+            .contains("no-such-team\\nERROR forged line\\u{1b}[31m"),
         "{}",
         run.stderr
     );
