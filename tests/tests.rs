@@ -15,5 +15,6 @@ mod logs;
 mod ops;
 mod pipeline;
 mod retries;
+mod state;
 mod text;
 mod throttle;
