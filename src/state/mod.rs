@@ -18,6 +18,7 @@
 
 mod lock;
 mod recover;
+mod refresh;
 mod sealed;
 mod token;
 
@@ -27,12 +28,11 @@ use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::exit::{Fatal, Result};
-use crate::secret::Secret;
 
 pub use lock::Lock;
+pub use refresh::{StoredToken, TokenInfo};
 pub use sealed::StateKey;
 
-use sealed::OpenError;
 use token::{TokenFile, TokenRecord};
 
 /// Where older versions kept the token inside sled; also the context the sealed token is
@@ -86,22 +86,6 @@ pub struct ChannelCursor {
 pub struct PageAck {
     pub count: usize,
     pub digest: String,
-}
-
-/// What the store knows about the refresh token, without the token itself.
-#[derive(Debug, Clone)]
-pub struct TokenInfo {
-    pub seed: Option<String>,
-    pub rotated_at: DateTime<Utc>,
-    pub encrypted: bool,
-}
-
-/// The stored refresh token, opened.
-#[derive(Debug, Clone)]
-pub struct StoredToken {
-    pub token: Secret,
-    pub seed: Option<String>,
-    pub rotated_at: DateTime<Utc>,
 }
 
 pub struct Store {
@@ -227,70 +211,6 @@ impl Store {
         Ok(removed)
     }
 
-    /// Whether a refresh token is stored, and its metadata; needs no key.
-    pub fn token_info(&self) -> Result<Option<TokenInfo>> {
-        let rec = self.token.read()?;
-        Ok(rec.map(|r| TokenInfo {
-            encrypted: r.sealed.is_some(),
-            seed: r.seed,
-            rotated_at: r.rotated_at,
-        }))
-    }
-
-    /// The stored refresh token, opened with `key` when it is sealed. A sealed token without
-    /// a key, or with another key, is exit 77 naming what to set.
-    pub fn refresh_token(&self, key: Option<&StateKey>) -> Result<Option<StoredToken>> {
-        let Some(rec) = self.token.read()? else {
-            return Ok(None);
-        };
-        let token = match (&rec.sealed, &rec.token, key) {
-            (Some(sealed), _, Some(key)) => key
-                .open(sealed, TOKEN_KEY.as_bytes())
-                .map_err(|e| cannot_open(e, &sealed.key_id, key))?,
-            (Some(_), _, None) => return Err(Fatal::auth(
-                "the stored refresh token is encrypted but TEAMS_CONNECTOR_STATE_KEY(_FILE) is not set; set the key it was stored with, or run `teams-connector login` to replace it",
-            )),
-            (None, Some(plain), _) => Secret::new(plain.clone()),
-            (None, None, _) => return Ok(None),
-        };
-        Ok(Some(StoredToken {
-            token,
-            seed: rec.seed,
-            rotated_at: rec.rotated_at,
-        }))
-    }
-
-    /// Stores and flushes a rotated refresh token, sealed when `key` is given. Called before
-    /// the access token that came with it is used, so a crash never leaves only a spent
-    /// token on disk.
-    pub fn set_refresh_token(
-        &self,
-        token: &Secret,
-        seed: Option<&str>,
-        key: Option<&StateKey>,
-    ) -> Result<()> {
-        let (plain, sealed) = match key {
-            Some(k) => (None, Some(k.seal(token.expose(), TOKEN_KEY.as_bytes()))),
-            None => (Some(token.expose().to_string()), None),
-        };
-        let rec = TokenRecord {
-            token: plain,
-            sealed,
-            seed: seed.map(str::to_string),
-            rotated_at: Utc::now(),
-        };
-        self.token.write(&rec)
-    }
-
-    pub fn delete_refresh_token(&self) -> Result<bool> {
-        self.token.delete()
-    }
-
-    /// Where the refresh token is kept.
-    pub fn token_path(&self) -> &Path {
-        self.token.path()
-    }
-
     pub fn set_last_run<T: Serialize>(&self, summary: &T) -> Result<()> {
         self.put(LAST_RUN_KEY, summary)?;
         self.flush()
@@ -335,18 +255,6 @@ impl Store {
             "the state store in {} failed: {e}; check that the disk is writable and not full",
             self.dir.display()
         ))
-    }
-}
-
-fn cannot_open(e: OpenError, stored_id: &str, key: &StateKey) -> Fatal {
-    match e {
-        OpenError::WrongKey => Fatal::auth(format!(
-            "TEAMS_CONNECTOR_STATE_KEY is not the key the stored refresh token was encrypted with (stored under key id {stored_id}, this key is {}); set the original key, or run `teams-connector login` to store a new token under this one",
-            key.id()
-        )),
-        OpenError::Damaged => Fatal::auth(
-            "the stored refresh token does not decrypt with TEAMS_CONNECTOR_STATE_KEY: the record is damaged or was altered; run `teams-connector login` to store a new one",
-        ),
     }
 }
 
