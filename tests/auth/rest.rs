@@ -188,7 +188,11 @@ async fn a_token_sealed_by_an_older_version_opens_and_is_resealed() {
         .insert("TEAMS_CONNECTOR_STATE_KEY".into(), "some-other-key".into());
     let wrong = h.run(&["run"]).await;
     assert_eq!(wrong.code, 77, "{}", wrong.stderr);
-    assert!(error_line(&wrong).contains("not the key"), "{}", wrong.stderr);
+    assert!(
+        error_line(&wrong).contains("not the key"),
+        "{}",
+        wrong.stderr
+    );
 
     h.env
         .insert("TEAMS_CONNECTOR_STATE_KEY".into(), STATE_KEY.into());
@@ -217,8 +221,15 @@ async fn a_plain_token_warns_once_per_run_and_is_sealed_once_a_key_is_set() {
         .insert("TEAMS_CONNECTOR_STATE_KEY".into(), STATE_KEY.into());
     let sealed = h.run(&["run"]).await;
     assert_eq!(sealed.code, 0, "{}", sealed.stderr);
-    assert!(!sealed.stderr.contains("stored unencrypted"), "{}", sealed.stderr);
+    assert!(
+        !sealed.stderr.contains("stored unencrypted"),
+        "{}",
+        sealed.stderr
+    );
     let rec = token_record(&h);
-    assert!(rec.get("token").is_none() && rec["sealed"].is_object(), "{rec}");
+    assert!(
+        rec.get("token").is_none() && rec["sealed"].is_object(),
+        "{rec}"
+    );
     assert_no_secrets(&h, &[&plain, &sealed]);
 }

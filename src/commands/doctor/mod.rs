@@ -7,6 +7,11 @@
 //! [`TokenSource`] on the state store, so a refresh token rotated by the check is saved
 //! exactly as in a run. The exit code is the most severe failure: 78 config, 74 state dir
 //! (75 while another run holds the lock), 77 sign-in or permissions, 69 unreachable.
+//! `info` and `warn` lines ([`notes`]) say what the network path is made of and which
+//! settings weaken the defaults; they do not change the exit code.
+
+mod notes;
+mod scopes;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::auth::TokenSource;
-use crate::config::{Config, DEFAULT_SCOPES};
+use crate::config::Config;
 use crate::exit::{Code, Fatal, Result};
 use crate::graph::models::{Channel, Page, Team};
 use crate::graph::{Graph, GraphError};
@@ -25,6 +30,8 @@ use crate::shutdown::Shutdown;
 use crate::state::Store;
 use crate::sync::discovery::{self, TeamFilter};
 use crate::sync::graph_time;
+
+use scopes::check_scopes;
 
 /// Retries per request: enough to ride out one blip, few enough to answer quickly.
 const DOCTOR_RETRIES: u32 = 2;
@@ -80,6 +87,11 @@ impl Report {
         println!("skip  {name:<9} {because}");
     }
 
+    /// An `info` or `warn` line: read with the checks, never counted.
+    fn note(&mut self, verdict: &str, name: &str, text: &str) {
+        println!("{verdict:<5} {name:<9} {text}");
+    }
+
     fn finish(self) -> Code {
         match self.worst {
             None => {
@@ -121,9 +133,18 @@ pub async fn doctor(config_path: &Path, shutdown: Shutdown) -> Result<Code> {
         }
         return Ok(report.finish());
     };
+    let warnings = notes::warnings(&config);
+    report.note(
+        "info",
+        "network",
+        &notes::network(&config, |k| std::env::var(k).ok()),
+    );
+    warn_about(&mut report, &warnings, "config");
     let counters = Arc::new(Counters::default());
     let http = build_client(config.limits.request_timeout)?;
-    let graph = match report.line("state", check_state(&config)) {
+    let state = report.line("state", check_state(&config));
+    warn_about(&mut report, &warnings, "state");
+    let graph = match state {
         None => {
             for name in ["token", "scopes", "graph", "teams", "messages"] {
                 report.skip(
@@ -158,6 +179,12 @@ pub async fn doctor(config_path: &Path, shutdown: Shutdown) -> Result<Code> {
     }
     report.line("ingest", check_ingest(&config, counters, shutdown).await);
     Ok(report.finish())
+}
+
+fn warn_about(report: &mut Report, warnings: &[(&str, String)], check: &str) {
+    for (_, text) in warnings.iter().filter(|(name, _)| *name == check) {
+        report.note("warn", check, text);
+    }
 }
 
 /// `/me`, then the teams, then one channel's messages; each needs the one before.
@@ -235,94 +262,6 @@ async fn check_token(tokens: Result<TokenSource>) -> Check<(Arc<TokenSource>, St
             Err(Failed::new(f.code, f.message, fix))
         }
     }
-}
-
-/// Broader delegated permissions that also allow what a needed scope allows (Graph
-/// permissions reference, per API: list users, joinedTeams, list channels, channel delta).
-fn broader(needed: &str) -> &'static [&'static str] {
-    match needed {
-        "User.ReadBasic.All" => &[
-            "User.Read.All",
-            "User.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-        ],
-        "Team.ReadBasic.All" => &[
-            "TeamSettings.Read.All",
-            "TeamSettings.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-        ],
-        "Channel.ReadBasic.All" => &[
-            "ChannelSettings.Read.All",
-            "ChannelSettings.ReadWrite.All",
-            "Group.Read.All",
-            "Group.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-        ],
-        "ChannelMessage.Read.All" => &["Group.Read.All", "Group.ReadWrite.All"],
-        _ => &[],
-    }
-}
-
-/// Scopes every sign-in carries that grant no data access.
-const SIGN_IN_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
-
-/// Compares the token response's `scope` with what the crawl needs (`DEFAULT_SCOPES`) and
-/// names the granted ones it does not need (least privilege).
-fn check_scopes(granted: Option<&str>) -> Check<((), String)> {
-    let Some(granted) = granted else {
-        return Ok((
-            (),
-            "the token response named no scopes; the Graph checks below show what works".into(),
-        ));
-    };
-    // Entra ID writes Graph scopes short (`User.Read`) or long (`https://graph.microsoft.com/User.Read`).
-    let granted: Vec<&str> = granted
-        .split_whitespace()
-        .map(|s| s.rsplit('/').next().unwrap_or(s))
-        .collect();
-    let has = |s: &str| granted.iter().any(|g| g.eq_ignore_ascii_case(s));
-    let needed: Vec<&str> = DEFAULT_SCOPES
-        .iter()
-        .copied()
-        .filter(|s| *s != "offline_access")
-        .collect();
-    let missing: Vec<&str> = needed
-        .iter()
-        .copied()
-        .filter(|n| !has(n) && !broader(n).iter().any(|b| has(b)))
-        .collect();
-    if !missing.is_empty() {
-        return Err(Failed::new(
-            Code::Auth,
-            format!("the token lacks {}", missing.join(", ")),
-            format!(
-                "add the delegated permission(s) {} to the app registration, grant admin consent (Entra ID → App registrations → API permissions), then sign in again",
-                missing.join(", ")
-            ),
-        ));
-    }
-    let more: Vec<&str> = granted
-        .iter()
-        .copied()
-        .filter(|g| {
-            !needed.iter().any(|n| n.eq_ignore_ascii_case(g))
-                && !SIGN_IN_SCOPES.iter().any(|s| s.eq_ignore_ascii_case(g))
-        })
-        .collect();
-    let mut detail = format!(
-        "the token carries what the crawl needs ({})",
-        needed.join(", ")
-    );
-    if !more.is_empty() {
-        detail.push_str(&format!(
-            "; more than needed: {} (least privilege: remove them from the app registration)",
-            more.join(", ")
-        ));
-    }
-    Ok(((), detail))
 }
 
 /// A failed Graph call as a check line: 401/403 is a permission a person must grant.
@@ -507,28 +446,6 @@ fn internal(f: Fatal) -> Failed {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn broader_scopes_cover_the_needed_ones_and_are_named() {
-        let granted = "https://graph.microsoft.com/User.Read.All Team.ReadBasic.All \
-                       Group.Read.All openid offline_access";
-        let (_, detail) = check_scopes(Some(granted)).unwrap_or_else(|f| panic!("{}", f.why));
-        assert!(
-            detail.ends_with("more than needed: User.Read.All, Group.Read.All (least privilege: remove them from the app registration)"),
-            "{detail}"
-        );
-    }
-
-    #[test]
-    fn a_missing_scope_is_an_auth_failure_that_names_it() {
-        let f = check_scopes(Some("user.readbasic.all Team.ReadBasic.All")).unwrap_err();
-        assert_eq!(f.code, Code::Auth);
-        assert_eq!(
-            f.why,
-            "the token lacks Channel.ReadBasic.All, ChannelMessage.Read.All"
-        );
-        assert!(f.fix.contains("admin consent"), "{}", f.fix);
-    }
 
     #[test]
     fn the_worst_failure_decides_the_exit_code() {
