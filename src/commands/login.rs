@@ -20,11 +20,11 @@ pub async fn login(config: &Config, shutdown: Shutdown) -> Result<Code> {
     println!("Signed in as {}.", signed_in.account.display());
     eprintln!(
         "The refresh token is stored in {}{}; scheduled runs use it from now on.",
-        store.dir().display(),
+        store.token_path().display(),
         if config.secrets.state_key.is_some() {
             ", encrypted with TEAMS_CONNECTOR_STATE_KEY"
         } else {
-            ""
+            " unencrypted (set TEAMS_CONNECTOR_STATE_KEY to encrypt it)"
         }
     );
     Ok(Code::Ok)
