@@ -134,3 +134,19 @@ impl Default for StateFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_literals_parse() {
+        // `HumanDuration::from(&str)` falls back to zero; the defaults must not.
+        let f = File::default();
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(f.crawl.initial_lookback.0, 30 * day);
+        assert_eq!(f.crawl.reply_window.0, 14 * day);
+        assert_eq!(f.limits.request_timeout.0.as_secs(), 60);
+        assert_eq!(f.ingest.timeout.0.as_secs(), 30);
+    }
+}
