@@ -1,8 +1,20 @@
 //! Command-line definitions (clap). Flags say *how* to run; `connector.toml` says *what*.
+//!
+//! Every flag value is parsed into its type here (`value_parser`), so a bad value is
+//! clap's usage error (exit 64) naming the flag, and `commands` only sees typed values.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::parse_duration;
+use crate::sync::Shard;
+
+/// The longest `--max-duration`: a run is scheduled at least yearly, and nothing longer
+/// can overflow the deadline arithmetic.
+const MAX_RUN_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -85,11 +97,11 @@ pub struct RunArgs {
     #[arg(long = "team", value_name = "ID_OR_NAME")]
     pub teams: Vec<String>,
     /// Cover the teams of shard I of N (stable hash of the team id).
-    #[arg(long, value_name = "I/N", env = "TEAMS_CONNECTOR_SHARD")]
-    pub shard: Option<String>,
-    /// Stop starting new pages after this long (e.g. 45m), keep progress, exit 75.
-    #[arg(long, value_name = "DURATION")]
-    pub max_duration: Option<String>,
+    #[arg(long, value_name = "I/N", env = "TEAMS_CONNECTOR_SHARD", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
+    /// Stop starting new pages after this long (e.g. 45m, at most 366d), keep progress, exit 75.
+    #[arg(long, value_name = "DURATION", value_parser = max_duration)]
+    pub max_duration: Option<Duration>,
     /// Also write a Prometheus textfile here at the end of the run (atomic rename).
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
@@ -98,11 +110,11 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
     /// First day (2024-01-31, midnight UTC) or instant (RFC 3339) to include.
-    #[arg(long)]
-    pub since: String,
+    #[arg(long, value_parser = date)]
+    pub since: DateTime<Utc>,
     /// First day or instant no longer included; default: now.
-    #[arg(long)]
-    pub until: Option<String>,
+    #[arg(long, value_parser = date)]
+    pub until: Option<DateTime<Utc>>,
     /// Forget stored backfill progress and start over.
     #[arg(long)]
     pub restart: bool,
@@ -182,4 +194,51 @@ pub struct EmulatorArgs {
     /// stdout instead of the instructions, for programs such as the benchmark.
     #[arg(long)]
     pub print_json: bool,
+}
+
+/// `--max-duration`: a humantime duration, more than 0 and at most [`MAX_RUN_DURATION`].
+fn max_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() || d > MAX_RUN_DURATION {
+        return Err(format!("{s:?} is out of range; use 1ms to 366d, e.g. 45m"));
+    }
+    Ok(d)
+}
+
+/// `--since` / `--until`: `2024-01-31` (midnight UTC) or RFC 3339.
+fn date(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("{s:?} is not a date; write 2024-01-31 or 2024-01-31T08:00:00Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_duration_is_bounded() {
+        assert_eq!(max_duration("45m"), Ok(Duration::from_secs(2700)));
+        assert!(max_duration("0s").is_err());
+        assert!(max_duration("500000000000years").is_err());
+        assert!(max_duration("367d").is_err());
+    }
+
+    #[test]
+    fn dates_are_days_or_instants() {
+        assert_eq!(
+            date("2024-01-31").unwrap().to_rfc3339(),
+            "2024-01-31T00:00:00+00:00"
+        );
+        assert_eq!(
+            date("2024-01-31T08:00:00+02:00").unwrap().to_rfc3339(),
+            "2024-01-31T06:00:00+00:00"
+        );
+        assert!(date("last tuesday").is_err());
+    }
 }

@@ -8,8 +8,9 @@
 //! source, so a failed run never resets them. Per-run figures are in the `run_summary` log
 //! event and in `status`.
 //!
-//! The file is written to a temporary file in the same directory and renamed over the old
-//! one, so a scraper never reads half a file.
+//! The file is written to a new temporary file in the same directory (random name,
+//! `O_EXCL`) and renamed over the old one, so a scraper never reads half a file and a
+//! planted symlink is never followed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -271,9 +272,11 @@ pub fn parse(text: &str) -> Previous {
     p
 }
 
-/// Temp file in the same directory (so the rename cannot cross filesystems), flushed,
-/// then renamed over `path`. Mode 0644 despite the process umask: scrapers run as
-/// another user, and the file holds counts only.
+/// A new temp file in the same directory (so the rename cannot cross filesystems), flushed,
+/// then renamed over `path`. The temp file gets a random name and is created with
+/// `O_EXCL` (tempfile), so a file or symlink planted under a guessable name is never
+/// opened. Mode 0644 despite the process umask: scrapers run as another user, and the
+/// file holds counts only.
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
@@ -284,18 +287,18 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "metrics".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    // fchmod on the open file: nothing else can be reached through the name meanwhile.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    // On failure the temp file is dropped, which removes it.
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -331,6 +334,37 @@ mod tests {
         let got = parse(&text);
         assert_eq!(got.totals, want);
         assert_eq!(got.last_success, last);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // The name the file used to get: `.{name}.{pid}.tmp`.
+        let planted = dir
+            .path()
+            .join(format!(".m.prom.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let path = dir.path().join("m.prom");
+        write_atomic(&path, "teams_connector_x 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "teams_connector_x 1\n"
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && !n.contains(&std::process::id().to_string()))
+            .collect();
+        assert!(left.is_empty(), "temp files left: {left:?}");
     }
 
     #[test]

@@ -82,6 +82,7 @@ async fn the_example_documents_every_key_of_the_schema() {
         "username",
         "scopes",
         "url",
+        "ca_file",
     ] {
         assert!(
             text.contains(&format!("{key} =")),
@@ -144,7 +145,162 @@ async fn bad_duration_and_cloud_are_78() {
     );
     assert_one_line_78(&check(&text, &env_with_token()).await, "initial_lookback");
     let text = example().replace("cloud = \"global\"", "cloud = \"mars\"");
-    assert_one_line_78(&check(&text, &env_with_token()).await, "cloud");
+    assert_one_line_78(&check(&text, &env_with_token()).await, "[microsoft] cloud");
+    let text = example().replace("flow = \"refresh_token\"", "flow = \"magic\"");
+    let run = check(&text, &env_with_token()).await;
+    assert_one_line_78(&run, "[auth] flow");
+    assert!(run.stderr.contains("client_credentials"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn durations_past_sane_bounds_are_78_not_a_panic() {
+    for (key, default) in [
+        ("initial_lookback", "30d"),
+        ("reply_window", "14d"),
+        ("request_timeout", "60s"),
+        ("timeout", "30s"),
+    ] {
+        let text = example().replace(
+            &format!("{key} = \"{default}\""),
+            &format!("{key} = \"300000years\""),
+        );
+        let run = check(&text, &env_with_token()).await;
+        assert_one_line_78(&run, key);
+        assert!(run.stderr.contains("out of range"), "{}", run.stderr);
+    }
+    let text = example().replace("timeout = \"30s\"", "timeout = \"0s\"");
+    assert_one_line_78(&check(&text, &env_with_token()).await, "[ingest] timeout");
+    let text = example().replace("reply_window = \"14d\"", "reply_window = 14");
+    assert_one_line_78(
+        &check(&text, &env_with_token()).await,
+        "[crawl] reply_window",
+    );
+}
+
+#[tokio::test]
+async fn max_response_size_is_a_bounded_byte_size() {
+    let mut env = env_with_token();
+    for (value, needle) in [
+        ("lots", "not a byte size"),
+        ("5", "out of range"),
+        ("2GiB", "out of range"),
+    ] {
+        env.insert(
+            "TEAMS_CONNECTOR__LIMITS__MAX_RESPONSE_SIZE".into(),
+            value.into(),
+        );
+        let run = check(&example(), &env).await;
+        assert_one_line_78(&run, "[limits] max_response_size");
+        assert!(run.stderr.contains(needle), "{}", run.stderr);
+    }
+    env.insert(
+        "TEAMS_CONNECTOR__LIMITS__MAX_RESPONSE_SIZE".into(),
+        "512KiB".into(),
+    );
+    let run = check(&example(), &env).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("max_response_size = \"512KiB\""),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn plain_http_to_a_remote_host_needs_allow_insecure_http() {
+    let text = example().replace(
+        "https://ingest.example.com/v1/documents",
+        "http://ingest.example.com/v1/documents",
+    );
+    let run = check(&text, &env_with_token()).await;
+    assert_one_line_78(&run, "[ingest] url");
+    assert!(run.stderr.contains("allow_insecure_http"), "{}", run.stderr);
+    // The key of the [ingest] section, the last one before [state].
+    let allowed = text.replace(
+        "allow_insecure_http = false\n\n[state]",
+        "allow_insecure_http = true\n\n[state]",
+    );
+    assert_eq!(check(&allowed, &env_with_token()).await.code, 0);
+
+    let graph = example().replace(
+        "# graph_url = \"https://graph.microsoft.com\"",
+        "graph_url = \"http://graph.example.com\"",
+    );
+    assert_one_line_78(
+        &check(&graph, &env_with_token()).await,
+        "[microsoft] graph_url",
+    );
+    // Loopback stays allowed: the emulator and a local proxy.
+    let local = example().replace(
+        "https://ingest.example.com/v1/documents",
+        "http://127.0.0.1:9/v1/documents",
+    );
+    assert_eq!(check(&local, &env_with_token()).await.code, 0);
+}
+
+#[tokio::test]
+async fn credentials_in_urls_are_redacted_in_config_check() {
+    let text = example().replace(
+        "https://ingest.example.com/v1/documents",
+        "https://svc:hunter2@ingest.example.com/v1/documents?api_key=k3y-value",
+    );
+    let run = check(&text, &env_with_token()).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for secret in ["hunter2", "k3y-value", "svc:"] {
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "{secret} printed:\n{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.contains(
+            "url = \"https://[redacted]@ingest.example.com/v1/documents?api_key=[redacted]\""
+        ),
+        "{}",
+        run.stdout
+    );
+    // Also when the URL is refused.
+    let refused = text.replace("https://svc", "http://svc");
+    let run = check(&refused, &env_with_token()).await;
+    assert_one_line_78(&run, "[ingest] url");
+    assert!(!run.stderr.contains("hunter2") && !run.stderr.contains("k3y-value"));
+}
+
+#[tokio::test]
+async fn ca_files_must_exist_and_hold_pem_certificates() {
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls/test-ca.pem");
+    let with = |section_line: &str, path: &str| {
+        example().replace(
+            &format!("# {section_line} = \"/etc/ssl/corp-ca.pem\""),
+            &format!("{section_line} = {path:?}"),
+        )
+    };
+    let ok = with("ca_file", ca);
+    let run = check(&ok, &env_with_token()).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout.matches("test-ca.pem").count(),
+        2,
+        "{}",
+        run.stdout
+    );
+
+    let run = check(&with("ca_file", "/nonexistent/ca.pem"), &env_with_token()).await;
+    assert_one_line_78(&run, "[microsoft] ca_file");
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(
+        &junk,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let run = check(
+        &with("ca_file", &junk.display().to_string()),
+        &env_with_token(),
+    )
+    .await;
+    assert_one_line_78(&run, "ca_file");
 }
 
 #[tokio::test]

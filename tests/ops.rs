@@ -483,3 +483,66 @@ async fn on_a_terminal_progress_is_a_bar() {
         "the summary still prints: {screen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_warns_about_a_plain_token_and_shows_the_network_path() {
+    let h = Harness::new(spec()).await;
+    let r = h.run(&["doctor"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("warn  state") && l.contains("TEAMS_CONNECTOR_STATE_KEY")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("info  network   proxy: none"),
+        "{}",
+        r.stdout
+    );
+
+    // A key set, plain http allowed, a proxy with credentials, a CA file and a URL with a
+    // credential in its query.
+    let mut h = Harness::new(spec()).await;
+    h.env
+        .insert("TEAMS_CONNECTOR_STATE_KEY".into(), "k".repeat(32));
+    h.env.insert(
+        "HTTPS_PROXY".into(),
+        "http://proxyuser:proxy-pass-7@proxy.invalid:3128".into(),
+    );
+    h.env
+        .insert("NO_PROXY".into(), "127.0.0.1,localhost".into());
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls/test-ca.pem");
+    let url = format!("url = \"{}?api_key=ingest-key-9\"", h.sink.url());
+    h.set("ingest", "allow_insecure_http = true")
+        .set("ingest", &format!("ca_file = {ca:?}"))
+        .set("ingest", &url);
+    let r = h.run(&["doctor"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("warn  state"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("warn  config    [ingest] allow_insecure_http = true"),
+        "{}",
+        r.stdout
+    );
+    let network = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("info  network"))
+        .unwrap();
+    assert!(
+        network.contains("HTTPS_PROXY=http://[redacted]@proxy.invalid:3128/")
+            && network.contains("NO_PROXY=127.0.0.1,localhost")
+            && network.contains("test-ca.pem (1 certificate(s))"),
+        "{network}"
+    );
+    for secret in ["proxy-pass-7", "ingest-key-9"] {
+        assert!(
+            !r.stdout.contains(secret) && !r.stderr.contains(secret),
+            "{secret} printed:\n{}",
+            r.stdout
+        );
+    }
+}

@@ -33,7 +33,10 @@ pub struct SignedIn {
 
 /// Runs the device-code sign-in and stores the refresh token in `store`.
 pub async fn login(config: &Config, store: &Store, shutdown: Shutdown) -> Result<SignedIn> {
-    let http = build_client(config.limits.request_timeout)?;
+    let http = build_client(
+        config.limits.request_timeout,
+        config.microsoft_ca_file.as_ref(),
+    )?;
     let counters = Arc::new(Counters::default());
     let endpoint = super::endpoint(
         config,

@@ -248,7 +248,7 @@ impl Endpoint {
             Err(Stopped::Failed(Attempt::Final(f))) => Err(f),
             Err(Stopped::Exhausted { attempts, last }) => Err(Fatal::unavailable(format!(
                 "the token endpoint {} is unavailable after {attempts} attempts ({last}); check the network path to [microsoft] login_url, then run again",
-                redact_url(url)
+                crate::secret::redact_url(url)
             ))),
             Err(Stopped::Cancelled) => Err(self.interrupted()),
         }
@@ -331,16 +331,6 @@ impl Endpoint {
 
 /// A token response is a few KB; this leaves room for long JWTs and nothing else.
 const TOKEN_BODY_CAP: u64 = 1024 * 1024;
-
-/// `url` without credentials or query, for messages.
-fn redact_url(url: &Url) -> String {
-    format!(
-        "{}://{}{}",
-        url.scheme(),
-        url.host_str().unwrap_or(""),
-        url.path()
-    )
-}
 
 enum Attempt {
     Refused(Refusal),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::ResetArgs;
-use crate::config::{flow_name, Config};
+use crate::config::Config;
 use crate::exit::{Code, Fatal, Result};
 use crate::graph::time::format as graph_time;
 use crate::metrics::LAST_SUCCESS;
@@ -97,7 +97,7 @@ pub fn status(config: &Config, json: bool) -> Result<Code> {
     let view = StatusView {
         schema: 1,
         state_dir: config.state_dir.display().to_string(),
-        flow: flow_name(config.flow),
+        flow: config.flow.name(),
         refresh_token_stored: token.is_some(),
         refresh_token_encrypted: token.as_ref().is_some_and(|t| t.encrypted),
         refresh_token_rotated_at: token.map(|t| graph_time(t.rotated_at)),

@@ -9,15 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, NaiveDate, Utc};
-
 use crate::cli::{BackfillArgs, Cli, Command, ConfigCommand, RunArgs};
-use crate::config::{parse_duration, Config};
+use crate::config::Config;
 use crate::exit::{Code, Fatal, Result};
 use crate::metrics;
 use crate::shutdown::Shutdown;
 use crate::state::Store;
-use crate::sync::{self, Mode, Range, RunOptions, RunReport, Shard};
+use crate::sync::{self, Mode, Range, RunOptions, RunReport};
 
 pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
     match cli.command {
@@ -38,53 +36,22 @@ pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
     }
 }
 
-pub fn run_options(args: &RunArgs) -> Result<RunOptions> {
-    Ok(RunOptions {
+pub fn run_options(args: &RunArgs) -> RunOptions {
+    RunOptions {
         dry_run: args.dry_run,
         teams: args.teams.clone(),
-        shard: args
-            .shard
-            .as_deref()
-            .map(Shard::parse)
-            .transpose()
-            .map_err(Fatal::usage)?,
-        max_duration: args
-            .max_duration
-            .as_deref()
-            .map(parse_duration)
-            .transpose()
-            .map_err(|e| Fatal::usage(format!("--max-duration {e}")))?,
+        shard: args.shard,
+        max_duration: args.max_duration,
         mode: Mode::Incremental,
-    })
-}
-
-/// `2024-01-31` (midnight UTC) or RFC 3339.
-fn parse_date(flag: &str, s: &str) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
-        return Ok(t.with_timezone(&Utc));
     }
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| {
-            Fatal::usage(format!(
-                "{flag} {s:?} is not a date; write 2024-01-31 or 2024-01-31T08:00:00Z"
-            ))
-        })
 }
 
 async fn backfill(config_path: &Path, args: &BackfillArgs, shutdown: Shutdown) -> Result<Code> {
-    let since = parse_date("--since", &args.since)?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|u| parse_date("--until", u))
-        .transpose()?;
+    let (since, until) = (args.since, args.until);
     if until.is_some_and(|u| u <= since) {
         return Err(Fatal::usage("--until must be later than --since"));
     }
-    let mut opts = run_options(&args.run)?;
+    let mut opts = run_options(&args.run);
     opts.mode = Mode::Backfill {
         range: Range { since, until },
         restart: args.restart,
@@ -99,7 +66,7 @@ async fn backfill(config_path: &Path, args: &BackfillArgs, shutdown: Shutdown) -
 }
 
 async fn run(config_path: &Path, args: &RunArgs, shutdown: Shutdown) -> Result<Code> {
-    let opts = run_options(args)?;
+    let opts = run_options(args);
     execute(config_path, &opts, args.metrics_file.as_deref(), shutdown).await
 }
 

@@ -48,7 +48,7 @@ pub enum GraphError {
         bytes: usize,
     },
     /// A body larger than `[limits] max_response_size`.
-    #[error("a Graph response to {path} is larger than [limits] max_response_size ({cap} bytes); raise it if the page is genuine")]
+    #[error("a Graph response to {path} is larger than [limits] max_response_size ({cap} bytes); the channel is retried next run: raise the cap if the page is genuine")]
     TooLarge { path: String, cap: u64 },
     /// A 3xx: never followed (the request carries our token).
     #[error("Graph answered {status} redirecting {path} to {host}; redirects are not followed (check [microsoft] graph_url and any proxy)")]
@@ -75,9 +75,6 @@ pub struct Graph {
     shutdown: Shutdown,
 }
 
-/// Default cap of a response body when the config sets none.
-pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 64 * 1024 * 1024;
-
 impl Graph {
     /// The client for `config`'s Graph host and `[limits]`.
     pub fn for_config(
@@ -99,7 +96,7 @@ impl Graph {
             ),
             counters,
             max_retries: limits.max_retries,
-            max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
+            max_response_size: limits.max_response_size,
             shutdown,
         }
     }

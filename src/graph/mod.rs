@@ -5,7 +5,7 @@ mod client;
 pub mod models;
 pub mod time;
 
-pub use client::{describe_json_error, Graph, GraphError, DEFAULT_MAX_RESPONSE_SIZE};
+pub use client::{describe_json_error, Graph, GraphError};
 
 use std::collections::HashSet;
 

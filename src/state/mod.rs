@@ -1,19 +1,26 @@
-//! The state store: the only thing the connector keeps between runs.
+//! The state dir: the only thing the connector keeps between runs.
 //!
-//! A sled database under `state.dir/db` holding, per DESIGN.md, cursors and sync times per
-//! channel, the newest refresh token and the last run summary — never message text, mails
-//! or names. sled types stay inside this module. Every write that a later run depends on
-//! (a cursor, a rotated refresh token) is flushed before the call returns, so "written"
-//! means "on disk".
+//! Per DESIGN.md it holds cursors and sync times per channel, backfill progress, the newest
+//! refresh token and the last run summary — never message text, mails or names. The
+//! refresh token has its own file ([`token`], `state.dir/refresh-token`), written
+//! atomically, because it is the one thing that cannot be rebuilt; everything else is a
+//! sled database under `state.dir/db`, whose types stay inside this module. Every write
+//! that a later run depends on (a cursor, a rotated refresh token) is on disk before the
+//! call returns.
 //!
 //! One writer per state dir: [`Store::open`] takes an exclusive lock on `state.dir/lock`
-//! (`File::try_lock`) and a second process gets exit 75 at once, naming the lock file.
+//! (`File::try_lock`) and a second process gets exit 75 at once, naming the lock file. It
+//! also clears what a failed sled snapshot leaves behind ([`recover`]) and moves a token
+//! that older versions kept inside sled into its file.
 //!
 //! With `TEAMS_CONNECTOR_STATE_KEY` the refresh token is stored sealed ([`sealed`]); a
 //! token that does not open is exit 77 with the reason, never a silent new sign-in.
 
 mod lock;
+mod recover;
+mod refresh;
 mod sealed;
+mod token;
 
 use std::path::{Path, PathBuf};
 
@@ -21,13 +28,15 @@ use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::exit::{Fatal, Result};
-use crate::secret::Secret;
 
 pub use lock::Lock;
+pub use refresh::{StoredToken, TokenInfo};
 pub use sealed::StateKey;
 
-use sealed::{OpenError, Sealed};
+use token::{TokenFile, TokenRecord};
 
+/// Where older versions kept the token inside sled; also the context the sealed token is
+/// bound to.
 const TOKEN_KEY: &str = "auth/refresh_token";
 const LAST_RUN_KEY: &str = "run/last";
 const CHANNEL_PREFIX: &str = "channel/";
@@ -79,58 +88,53 @@ pub struct PageAck {
     pub digest: String,
 }
 
-/// The stored refresh token (plain or sealed) and where its chain started.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct TokenRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    sealed: Option<Sealed>,
-    /// Fingerprint of the seed (`TEAMS_CONNECTOR_REFRESH_TOKEN`) the chain grew from, so a
-    /// new seed from the admin replaces the chain while the same old seed does not.
-    seed: Option<String>,
-    rotated_at: DateTime<Utc>,
-}
-
-/// What the store knows about the refresh token, without the token itself.
-#[derive(Debug, Clone)]
-pub struct TokenInfo {
-    pub seed: Option<String>,
-    pub rotated_at: DateTime<Utc>,
-    pub encrypted: bool,
-}
-
-/// The stored refresh token, opened.
-#[derive(Debug, Clone)]
-pub struct StoredToken {
-    pub token: Secret,
-    pub seed: Option<String>,
-    pub rotated_at: DateTime<Utc>,
-}
-
 pub struct Store {
     db: sled::Db,
     dir: PathBuf,
+    token: TokenFile,
     _lock: Lock,
 }
 
 impl Store {
-    /// Creates the state dir (mode 0700) if needed, takes the lock and opens the database.
+    /// Creates the state dir (mode 0700) if needed, takes the lock, clears incomplete
+    /// sled snapshots, opens the database and moves a token kept in sled into its file.
     pub fn open(dir: &Path) -> Result<Store> {
         create_private_dir(dir)?;
         let lock = Lock::acquire(&dir.join("lock"))?;
+        let token = TokenFile::in_dir(dir);
         let db_path = dir.join("db");
+        clear_incomplete_snapshots(&db_path)?;
         let db = sled::Config::new().path(&db_path).open().map_err(|e| {
             Fatal::state(format!(
-                "cannot open the state store {}: {e}; if it is corrupt, move it away (the next run then starts from `crawl.initial_lookback` and needs the refresh token seeded again)",
-                db_path.display()
+                "cannot open the state store's cursors in {}: {e}; check the disk, then if it stays unreadable move {} away: the refresh token ({}) is kept, and the next run restarts the channels from `crawl.initial_lookback` (messages since then are sent again)",
+                db_path.display(),
+                db_path.display(),
+                token.path().display()
             ))
         })?;
-        Ok(Store {
+        let store = Store {
             db,
             dir: dir.to_path_buf(),
+            token,
             _lock: lock,
-        })
+        };
+        store.migrate_token()?;
+        Ok(store)
+    }
+
+    /// Older versions kept the token record in sled: it moves to its file (unless the file
+    /// is already newer), then leaves sled.
+    fn migrate_token(&self) -> Result<()> {
+        let Some(bytes) = self.db.get(TOKEN_KEY).map_err(|e| self.io_error(e))? else {
+            return Ok(());
+        };
+        if self.token.read()?.is_none() {
+            if let Ok(record) = serde_json::from_slice::<TokenRecord>(&bytes) {
+                self.token.write(&record)?;
+            }
+        }
+        self.db.remove(TOKEN_KEY).map_err(|e| self.io_error(e))?;
+        self.flush()
     }
 
     pub fn dir(&self) -> &Path {
@@ -207,72 +211,6 @@ impl Store {
         Ok(removed)
     }
 
-    /// Whether a refresh token is stored, and its metadata; needs no key.
-    pub fn token_info(&self) -> Result<Option<TokenInfo>> {
-        let rec: Option<TokenRecord> = self.get(TOKEN_KEY)?;
-        Ok(rec.map(|r| TokenInfo {
-            encrypted: r.sealed.is_some(),
-            seed: r.seed,
-            rotated_at: r.rotated_at,
-        }))
-    }
-
-    /// The stored refresh token, opened with `key` when it is sealed. A sealed token without
-    /// a key, or with another key, is exit 77 naming what to set.
-    pub fn refresh_token(&self, key: Option<&StateKey>) -> Result<Option<StoredToken>> {
-        let Some(rec) = self.get::<TokenRecord>(TOKEN_KEY)? else {
-            return Ok(None);
-        };
-        let token = match (&rec.sealed, &rec.token, key) {
-            (Some(sealed), _, Some(key)) => key
-                .open(sealed, TOKEN_KEY.as_bytes())
-                .map_err(|e| cannot_open(e, &sealed.key_id, key))?,
-            (Some(_), _, None) => return Err(Fatal::auth(
-                "the stored refresh token is encrypted but TEAMS_CONNECTOR_STATE_KEY(_FILE) is not set; set the key it was stored with, or run `teams-connector login` to replace it",
-            )),
-            (None, Some(plain), _) => Secret::new(plain.clone()),
-            (None, None, _) => return Ok(None),
-        };
-        Ok(Some(StoredToken {
-            token,
-            seed: rec.seed,
-            rotated_at: rec.rotated_at,
-        }))
-    }
-
-    /// Stores and flushes a rotated refresh token, sealed when `key` is given. Called before
-    /// the access token that came with it is used, so a crash never leaves only a spent
-    /// token on disk.
-    pub fn set_refresh_token(
-        &self,
-        token: &Secret,
-        seed: Option<&str>,
-        key: Option<&StateKey>,
-    ) -> Result<()> {
-        let (plain, sealed) = match key {
-            Some(k) => (None, Some(k.seal(token.expose(), TOKEN_KEY.as_bytes()))),
-            None => (Some(token.expose().to_string()), None),
-        };
-        let rec = TokenRecord {
-            token: plain,
-            sealed,
-            seed: seed.map(str::to_string),
-            rotated_at: Utc::now(),
-        };
-        self.put(TOKEN_KEY, &rec)?;
-        self.flush()
-    }
-
-    pub fn delete_refresh_token(&self) -> Result<bool> {
-        let had = self
-            .db
-            .remove(TOKEN_KEY)
-            .map_err(|e| self.io_error(e))?
-            .is_some();
-        self.flush()?;
-        Ok(had)
-    }
-
     pub fn set_last_run<T: Serialize>(&self, summary: &T) -> Result<()> {
         self.put(LAST_RUN_KEY, summary)?;
         self.flush()
@@ -320,16 +258,18 @@ impl Store {
     }
 }
 
-fn cannot_open(e: OpenError, stored_id: &str, key: &StateKey) -> Fatal {
-    match e {
-        OpenError::WrongKey => Fatal::auth(format!(
-            "TEAMS_CONNECTOR_STATE_KEY is not the key the stored refresh token was encrypted with (stored under key id {stored_id}, this key is {}); set the original key, or run `teams-connector login` to store a new token under this one",
-            key.id()
-        )),
-        OpenError::Damaged => Fatal::auth(
-            "the stored refresh token does not decrypt with TEAMS_CONNECTOR_STATE_KEY: the record is damaged or was altered; run `teams-connector login` to store a new one",
-        ),
+/// [`recover`] before sled opens; what it removed is worth a warning, not an error.
+fn clear_incomplete_snapshots(db: &Path) -> Result<()> {
+    let removed = recover::remove_incomplete_snapshots(db).map_err(|e| {
+        Fatal::state(format!(
+            "cannot check the cursor store {} for incomplete snapshots: {e}; make the state dir readable and writable for this user",
+            db.display()
+        ))
+    })?;
+    for name in removed {
+        tracing::warn!(file = %name, dir = %db.display(), "Removed an incomplete snapshot of the cursor store (left by a failed write, e.g. a full disk); the store recovers from its log.");
     }
+    Ok(())
 }
 
 fn channel_key(team: &str, channel: &str) -> String {

@@ -16,8 +16,6 @@ mod schedule;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-
 pub use channel::{ChannelRef, Range};
 pub use crawl::Mode;
 pub use discovery::{Shard, TeamFilter};
@@ -125,8 +123,11 @@ async fn crawl(
     progress: Arc<Progress>,
     summary: &mut Summary,
 ) -> Result<()> {
-    let http = build_client(config.limits.request_timeout)?;
-    let output = output(config, opts, &http, counters, shutdown)?;
+    let http = build_client(
+        config.limits.request_timeout,
+        config.microsoft_ca_file.as_ref(),
+    )?;
+    let output = output(config, opts, counters, shutdown)?;
     let tokens = Arc::new(TokenSource::new(
         config,
         http.clone(),
@@ -192,7 +193,6 @@ async fn crawl(
 fn output(
     config: &Config,
     opts: &RunOptions,
-    http: &reqwest::Client,
     counters: &Arc<Counters>,
     shutdown: &Shutdown,
 ) -> Result<Output> {
@@ -200,7 +200,8 @@ fn output(
         return Ok(Output::DryRun);
     }
     Ok(Output::Post(IngestClient {
-        http: http.clone(),
+        // The ingest's own client: it trusts the ingest's CA, not Graph's.
+        http: build_client(config.ingest.timeout, config.ingest.ca_file.as_ref())?,
         url: config.ingest.url.clone(),
         timeout: config.ingest.timeout,
         token: config.ingest_token()?.clone(),
@@ -221,15 +222,11 @@ fn transformer(config: &Config) -> Transformer {
 }
 
 fn plan(config: &Config, opts: &RunOptions) -> Plan {
-    let lookback =
-        chrono::Duration::from_std(config.crawl.initial_lookback).unwrap_or(chrono::Duration::MAX);
     Plan {
         include_replies: config.crawl.include_replies,
         reply_window: config.crawl.reply_window,
         batch_size: config.ingest.batch_size,
-        first_since: Utc::now()
-            .checked_sub_signed(lookback)
-            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC),
+        first_since: crate::config::ago(config.crawl.initial_lookback),
         mode: opts.mode,
     }
 }

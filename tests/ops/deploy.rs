@@ -152,7 +152,13 @@ fn check_cronjob(
     let mut file_vars = BTreeSet::new();
     for e in env {
         let name = e["name"].as_str().unwrap();
-        for secret in ["REFRESH_TOKEN", "INGEST_TOKEN", "PASSWORD", "CLIENT_SECRET"] {
+        for secret in [
+            "REFRESH_TOKEN",
+            "INGEST_TOKEN",
+            "PASSWORD",
+            "CLIENT_SECRET",
+            "STATE_KEY",
+        ] {
             assert_ne!(
                 name,
                 format!("TEAMS_CONNECTOR_{secret}"),
@@ -168,11 +174,13 @@ fn check_cronjob(
             file_vars.insert(var.to_string());
         }
     }
-    assert!(
-        file_vars.contains("TEAMS_CONNECTOR_REFRESH_TOKEN")
-            && file_vars.contains("TEAMS_CONNECTOR_INGEST_TOKEN"),
-        "{at}"
-    );
+    for var in [
+        "TEAMS_CONNECTOR_REFRESH_TOKEN",
+        "TEAMS_CONNECTOR_INGEST_TOKEN",
+        "TEAMS_CONNECTOR_STATE_KEY",
+    ] {
+        assert!(file_vars.contains(var), "{at}: no {var}_FILE");
+    }
 
     // The state dir is a ReadWriteOncePod claim mounted at /data.
     let (state, _) = mounts
@@ -246,7 +254,10 @@ fn kubernetes_manifests_parse_and_the_cronjobs_have_the_key_fields() {
         .keys()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(keys, BTreeSet::from(["refresh-token", "ingest-token"]));
+    assert_eq!(
+        keys,
+        BTreeSet::from(["refresh-token", "ingest-token", "state-key"])
+    );
 }
 
 /// `[Section]` → key → every value given (keys may repeat).
@@ -320,6 +331,7 @@ fn systemd_units_have_the_required_keys() {
     for var in [
         "TEAMS_CONNECTOR_REFRESH_TOKEN_FILE",
         "TEAMS_CONNECTOR_INGEST_TOKEN_FILE",
+        "TEAMS_CONNECTOR_STATE_KEY_FILE",
     ] {
         let value = env
             .iter()
@@ -427,4 +439,8 @@ fn cron_example_uses_flock_and_quiet() {
     assert_eq!(words[flock + 1], "-n");
     assert!(words.contains(&"--quiet") && words.contains(&"run"));
     assert!(text.contains("_FILE="), "secrets from files");
+    assert!(
+        text.contains("TEAMS_CONNECTOR_STATE_KEY_FILE="),
+        "the stored token is encrypted"
+    );
 }

@@ -7,23 +7,28 @@
 //! [`TokenSource`] on the state store, so a refresh token rotated by the check is saved
 //! exactly as in a run. The exit code is the most severe failure: 78 config, 74 state dir
 //! (75 while another run holds the lock), 77 sign-in or permissions, 69 unreachable.
+//! `info` and `warn` lines ([`notes`]) say what the network path is made of and which
+//! settings weaken the defaults; they do not change the exit code.
+
+mod graph;
+mod notes;
+mod scopes;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use crate::auth::TokenSource;
-use crate::config::{Config, DEFAULT_SCOPES};
+use crate::config::Config;
 use crate::exit::{Code, Fatal, Result};
-use crate::graph::models::{Channel, Page, Team};
-use crate::graph::time::format as graph_time;
-use crate::graph::{Graph, GraphError};
-use crate::http::{build_client, Counters, Scope};
+use crate::graph::Graph;
+use crate::http::{build_client, Counters};
 use crate::ingest::{IngestClient, IngestError};
+use crate::secret::redact_url;
 use crate::shutdown::Shutdown;
 use crate::state::Store;
-use crate::sync::discovery::{self, TeamFilter};
+
+use graph::{check_me, check_messages, check_teams};
+use scopes::check_scopes;
 
 /// Retries per request: enough to ride out one blip, few enough to answer quickly.
 const DOCTOR_RETRIES: u32 = 2;
@@ -79,6 +84,11 @@ impl Report {
         println!("skip  {name:<9} {because}");
     }
 
+    /// An `info` or `warn` line: read with the checks, never counted.
+    fn note(&mut self, verdict: &str, name: &str, text: &str) {
+        println!("{verdict:<5} {name:<9} {text}");
+    }
+
     fn finish(self) -> Code {
         match self.worst {
             None => {
@@ -120,9 +130,21 @@ pub async fn doctor(config_path: &Path, shutdown: Shutdown) -> Result<Code> {
         }
         return Ok(report.finish());
     };
+    let warnings = notes::warnings(&config);
+    report.note(
+        "info",
+        "network",
+        &notes::network(&config, |k| std::env::var(k).ok()),
+    );
+    warn_about(&mut report, &warnings, "config");
     let counters = Arc::new(Counters::default());
-    let http = build_client(config.limits.request_timeout)?;
-    let graph = match report.line("state", check_state(&config)) {
+    let http = build_client(
+        config.limits.request_timeout,
+        config.microsoft_ca_file.as_ref(),
+    )?;
+    let state = report.line("state", check_state(&config));
+    warn_about(&mut report, &warnings, "state");
+    let graph = match state {
         None => {
             for name in ["token", "scopes", "graph", "teams", "messages"] {
                 report.skip(
@@ -151,6 +173,12 @@ pub async fn doctor(config_path: &Path, shutdown: Shutdown) -> Result<Code> {
     }
     report.line("ingest", check_ingest(&config, counters, shutdown).await);
     Ok(report.finish())
+}
+
+fn warn_about(report: &mut Report, warnings: &[(&str, String)], check: &str) {
+    for (_, text) in warnings.iter().filter(|(name, _)| *name == check) {
+        report.note("warn", check, text);
+    }
 }
 
 /// `/me`, then the teams, then one channel's messages; each needs the one before.
@@ -230,218 +258,6 @@ async fn check_token(tokens: Result<TokenSource>) -> Check<(Arc<TokenSource>, St
     }
 }
 
-/// Broader delegated permissions that also allow what a needed scope allows (Graph
-/// permissions reference, per API: list users, joinedTeams, list channels, channel delta).
-fn broader(needed: &str) -> &'static [&'static str] {
-    match needed {
-        "User.ReadBasic.All" => &[
-            "User.Read.All",
-            "User.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-        ],
-        "Team.ReadBasic.All" => &[
-            "TeamSettings.Read.All",
-            "TeamSettings.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-        ],
-        "Channel.ReadBasic.All" => &[
-            "ChannelSettings.Read.All",
-            "ChannelSettings.ReadWrite.All",
-            "Group.Read.All",
-            "Group.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-        ],
-        "ChannelMessage.Read.All" => &["Group.Read.All", "Group.ReadWrite.All"],
-        _ => &[],
-    }
-}
-
-/// Scopes every sign-in carries that grant no data access.
-const SIGN_IN_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
-
-/// Compares the token response's `scope` with what the crawl needs (`DEFAULT_SCOPES`) and
-/// names the granted ones it does not need (least privilege).
-fn check_scopes(granted: Option<&str>) -> Check<((), String)> {
-    let Some(granted) = granted else {
-        return Ok((
-            (),
-            "the token response named no scopes; the Graph checks below show what works".into(),
-        ));
-    };
-    // Entra ID writes Graph scopes short (`User.Read`) or long (`https://graph.microsoft.com/User.Read`).
-    let granted: Vec<&str> = granted
-        .split_whitespace()
-        .map(|s| s.rsplit('/').next().unwrap_or(s))
-        .collect();
-    let has = |s: &str| granted.iter().any(|g| g.eq_ignore_ascii_case(s));
-    let needed: Vec<&str> = DEFAULT_SCOPES
-        .iter()
-        .copied()
-        .filter(|s| *s != "offline_access")
-        .collect();
-    let missing: Vec<&str> = needed
-        .iter()
-        .copied()
-        .filter(|n| !has(n) && !broader(n).iter().any(|b| has(b)))
-        .collect();
-    if !missing.is_empty() {
-        return Err(Failed::new(
-            Code::Auth,
-            format!("the token lacks {}", missing.join(", ")),
-            format!(
-                "add the delegated permission(s) {} to the app registration, grant admin consent (Entra ID → App registrations → API permissions), then sign in again",
-                missing.join(", ")
-            ),
-        ));
-    }
-    let more: Vec<&str> = granted
-        .iter()
-        .copied()
-        .filter(|g| {
-            !needed.iter().any(|n| n.eq_ignore_ascii_case(g))
-                && !SIGN_IN_SCOPES.iter().any(|s| s.eq_ignore_ascii_case(g))
-        })
-        .collect();
-    let mut detail = format!(
-        "the token carries what the crawl needs ({})",
-        needed.join(", ")
-    );
-    if !more.is_empty() {
-        detail.push_str(&format!(
-            "; more than needed: {} (least privilege: remove them from the app registration)",
-            more.join(", ")
-        ));
-    }
-    Ok(((), detail))
-}
-
-/// A failed Graph call as a check line: 401/403 is a permission a person must grant.
-fn graph_failed(e: GraphError, what: &str, permission: &str) -> Failed {
-    match e {
-        GraphError::Auth(f) => Failed::new(
-            f.code,
-            f.message,
-            "sign the technical user in again, as the line says",
-        ),
-        GraphError::Status {
-            status: status @ (401 | 403),
-            code,
-            ..
-        } => Failed::new(
-            Code::Auth,
-            format!("Graph refused {what} (HTTP {status} {code})"),
-            format!("grant {permission} to the app (admin consent), then sign in again"),
-        ),
-        e @ GraphError::Unavailable { .. } => Failed::new(
-            Code::Unavailable,
-            format!("cannot reach Graph for {what}: {e}"),
-            "check [microsoft] graph_url (or cloud) and the network path from this host: DNS, proxy, firewall",
-        ),
-        other => Failed::new(
-            Code::Unavailable,
-            format!("{what}: {other}"),
-            "check [microsoft] graph_url points at Microsoft Graph, then try again later",
-        ),
-    }
-}
-
-async fn check_me(config: &Config, graph: &Graph) -> Check<((), String)> {
-    let me: Value = graph
-        .get(&graph.endpoints.me(), Scope::Directory)
-        .await
-        .map_err(|e| graph_failed(e, "/me", "User.ReadBasic.All"))?;
-    let who = me["userPrincipalName"]
-        .as_str()
-        .unwrap_or("the technical user");
-    Ok((
-        (),
-        format!("{} answers; signed in as {who}", config.graph_url),
-    ))
-}
-
-async fn check_teams(config: &Config, graph: &Graph) -> Check<(Vec<Team>, String)> {
-    let filter = TeamFilter::new(config, &[], None);
-    let teams = discovery::teams(graph, &filter)
-        .await
-        .map_err(|e| graph_failed(e, "the joined teams", "Team.ReadBasic.All"))?;
-    if teams.is_empty() {
-        return Err(Failed::new(
-            Code::Auth,
-            "the technical user can reach no team to crawl",
-            "add the technical user to the teams as a member, or check [crawl] teams and exclude_teams",
-        ));
-    }
-    // Private teams are told apart only later, per team; `run` warns about those it skips.
-    let detail = format!(
-        "{} joined team(s) match [crawl] teams / exclude_teams",
-        teams.len()
-    );
-    Ok((teams, detail))
-}
-
-/// One delta GET with `$top=1` in the first team that has a channel: the request the crawl
-/// makes most, with the permission it needs most.
-async fn check_messages(graph: &Graph, teams: &[Team]) -> Check<((), String)> {
-    for team in teams {
-        let channels: Vec<Channel> =
-            discovery::collect(graph, graph.endpoints.channels(&team.id), Scope::Team)
-                .await
-                .map_err(|e| graph_failed(e, "a team's channels", "Channel.ReadBasic.All"))?;
-        let Some(channel) = channels.first() else {
-            continue;
-        };
-        let since = graph_time(chrono::Utc::now() - chrono::Duration::days(1));
-        let url = top_one(&graph.endpoints.delta(&team.id, &channel.id, &since, false));
-        let _: Page<Value> = graph
-            .get(
-                &url,
-                Scope::Channel {
-                    team: &team.id,
-                    channel: &channel.id,
-                },
-            )
-            .await
-            .map_err(|e| graph_failed(e, "channel messages", "ChannelMessage.Read.All"))?;
-        let name = |n: &Option<String>, id: &str| n.clone().unwrap_or_else(|| id.to_string());
-        return Ok((
-            (),
-            format!(
-                "messages of {} / {} are readable (one delta page, $top=1)",
-                name(&team.display_name, &team.id),
-                name(&channel.display_name, &channel.id),
-            ),
-        ));
-    }
-    Err(Failed::new(
-        Code::Auth,
-        "none of the teams has a channel the technical user can see",
-        "add the technical user to a team with channels",
-    ))
-}
-
-/// The same URL with `$top=1`.
-fn top_one(url: &str) -> String {
-    let Ok(mut u) = url::Url::parse(url) else {
-        return url.to_string();
-    };
-    let pairs: Vec<(String, String)> = u
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "$top" {
-                "1".into()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    u.query_pairs_mut().clear().extend_pairs(pairs);
-    u.into()
-}
-
 /// POSTs an empty batch: reachable, and the token accepted, without sending a document.
 async fn check_ingest(
     config: &Config,
@@ -456,7 +272,8 @@ async fn check_ingest(
         )
     })?;
     let client = IngestClient {
-        http: build_client(config.limits.request_timeout).map_err(internal)?,
+        http: build_client(config.ingest.timeout, config.ingest.ca_file.as_ref())
+            .map_err(internal)?,
         url: config.ingest.url.clone(),
         timeout: config.ingest.timeout,
         token: token.clone(),
@@ -467,14 +284,20 @@ async fn check_ingest(
     match client.post(&[]).await {
         Ok(()) => Ok((
             (),
-            format!("{} accepts the token (empty batch)", config.ingest.url),
+            format!(
+                "{} accepts the token (empty batch)",
+                redact_url(&config.ingest.url)
+            ),
         )),
         Err(IngestError::Rejected {
             status: status @ (401 | 403),
             ..
         }) => Err(Failed::new(
             Code::Auth,
-            format!("{} refused the token (HTTP {status})", config.ingest.url),
+            format!(
+                "{} refused the token (HTTP {status})",
+                redact_url(&config.ingest.url)
+            ),
             "set TEAMS_CONNECTOR_INGEST_TOKEN(_FILE) to a token the ingest accepts",
         )),
         Err(e @ IngestError::Rejected { .. }) => Err(Failed::new(
@@ -502,28 +325,6 @@ fn internal(f: Fatal) -> Failed {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn broader_scopes_cover_the_needed_ones_and_are_named() {
-        let granted = "https://graph.microsoft.com/User.Read.All Team.ReadBasic.All \
-                       Group.Read.All openid offline_access";
-        let (_, detail) = check_scopes(Some(granted)).unwrap_or_else(|f| panic!("{}", f.why));
-        assert!(
-            detail.ends_with("more than needed: User.Read.All, Group.Read.All (least privilege: remove them from the app registration)"),
-            "{detail}"
-        );
-    }
-
-    #[test]
-    fn a_missing_scope_is_an_auth_failure_that_names_it() {
-        let f = check_scopes(Some("user.readbasic.all Team.ReadBasic.All")).unwrap_err();
-        assert_eq!(f.code, Code::Auth);
-        assert_eq!(
-            f.why,
-            "the token lacks Channel.ReadBasic.All, ChannelMessage.Read.All"
-        );
-        assert!(f.fix.contains("admin consent"), "{}", f.fix);
-    }
 
     #[test]
     fn the_worst_failure_decides_the_exit_code() {
