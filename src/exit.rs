@@ -77,7 +77,8 @@ impl Fatal {
         self
     }
 
-    /// The message and every cause, on one line: `message: cause: cause`.
+    /// The message and every cause, on one line (`message: cause: cause`), with every
+    /// live secret scrubbed.
     pub fn chain(&self) -> String {
         let mut out = self.message.clone();
         let mut next = std::error::Error::source(self);
@@ -86,7 +87,7 @@ impl Fatal {
             out.push_str(&e.to_string());
             next = e.source();
         }
-        out
+        crate::redact::scrub(&out).into_owned()
     }
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(Code::Config, message)

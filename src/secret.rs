@@ -13,8 +13,12 @@ use url::Url;
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret; it is also remembered, so error text that echoes it gets it scrubbed
+    /// ([`crate::redact::scrub`]).
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        crate::redact::register(&value);
+        Secret(value)
     }
     /// The secret value, for the one place that must send it.
     pub fn expose(&self) -> &str {

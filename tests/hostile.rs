@@ -1,8 +1,7 @@
 //! Issue 12's hostile servers: the real binary against a Graph, identity platform and
 //! ingest that redirect, echo secrets, send bombs and endless bodies, loop, stall and
 //! throttle forever — one test per network-facing hole, written against the contract
-//! (DESIGN.md's exit codes and rules, the issue's "→" lines), not today's code. A test that
-//! today's code fails is `#[ignore]`d with what fails; whoever fixes the item removes it.
+//! (DESIGN.md's exit codes and rules, the issue's "→" lines).
 //!
 //! [`Scene`] puts a [`server::Hostile`] in front of the emulator (Graph and identity) and
 //! one in front of the sink (ingest), both proxying by default, plus a listener on
@@ -184,9 +183,16 @@ impl Scene {
     }
 }
 
-/// The connector's own one-line error (`teams-connector: …`), if it printed one.
-pub fn error_line(stderr: &str) -> Option<&str> {
-    stderr.lines().find(|l| l.starts_with("teams-connector: "))
+/// The connector's own final error: the text line (`teams-connector: …`) or, with JSON
+/// logs, the `error` field of the `error` event; `None` if it printed none.
+pub fn error_line(stderr: &str) -> Option<String> {
+    stderr.lines().find_map(|l| {
+        if l.starts_with("teams-connector: ") {
+            return Some(l.to_string());
+        }
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        (v["target"] == "error").then(|| v["error"].as_str().unwrap_or_default().to_string())
+    })
 }
 
 pub fn assert_no_panic(run: &Run) {

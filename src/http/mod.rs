@@ -110,7 +110,8 @@ pub fn path_of(url: &str) -> String {
         .unwrap_or_else(|_| "an unparsable URL".into())
 }
 
-/// The host a `Location` header points at (relative ones resolve against `base`).
+/// The host (and port, when the URL names one) a `Location` header points at; relative
+/// ones resolve against `base`.
 pub fn location_host(headers: &reqwest::header::HeaderMap, base: &str) -> String {
     let location = headers
         .get(reqwest::header::LOCATION)
@@ -118,9 +119,13 @@ pub fn location_host(headers: &reqwest::header::HeaderMap, base: &str) -> String
     let Some(location) = location else {
         return "no Location".into();
     };
-    url::Url::parse(base)
-        .and_then(|b| b.join(location))
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| "an unparsable Location".into())
+    let target = url::Url::parse(base).and_then(|b| b.join(location)).ok();
+    match target
+        .as_ref()
+        .and_then(|u| Some((u.host_str()?, u.port())))
+    {
+        Some((host, Some(port))) => format!("{host}:{port}"),
+        Some((host, None)) => host.to_string(),
+        None => "an unparsable Location".into(),
+    }
 }

@@ -30,7 +30,6 @@ fn requests(s: &Scene) -> (usize, usize) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 19: expires_in: 0 refreshes the token before every Graph request"]
 async fn expires_in_zero_does_not_refresh_before_every_request() {
     let s = with_expires_in(json!(0), None).await;
     let run = s.run(&["run"]).await;
@@ -45,7 +44,6 @@ async fn expires_in_zero_does_not_refresh_before_every_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 19: expires_in: \"3599\" (a string) fails the run with 69 ('not the expected JSON')"]
 async fn expires_in_as_a_numeric_string_is_accepted() {
     let s = with_expires_in(json!("3599"), None).await;
     let run = s.run(&["run"]).await;
@@ -60,7 +58,6 @@ async fn expires_in_as_a_numeric_string_is_accepted() {
 /// else in the response was unusable: the new refresh token must still be stored, or the
 /// next run presents a spent token and needs a person.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 19: the rotated refresh token is dropped when expires_in does not parse; the next run presents the spent token (exit 77)"]
 async fn a_rotated_refresh_token_survives_an_unparsable_expires_in() {
     let s = with_expires_in(json!({"seconds": "soon"}), Some(1)).await;
     let first = s.run(&["run"]).await;

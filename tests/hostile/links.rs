@@ -30,7 +30,6 @@ async fn assert_loop_fails_the_channel(s: &Scene, channel: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 16: a self-referencing @odata.nextLink is followed forever (killed at 10 s after ~800 requests)"]
 async fn a_self_referencing_next_link_fails_the_channel() {
     let s = Scene::new().await;
     let (_, channel) = s.public_channel();
@@ -46,7 +45,6 @@ async fn a_self_referencing_next_link_fails_the_channel() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 16: two @odata.nextLinks pointing at each other are followed forever"]
 async fn next_links_that_cycle_fail_the_channel() {
     let s = Scene::new().await;
     let (_, channel) = s.public_channel();
@@ -68,7 +66,6 @@ async fn next_links_that_cycle_fail_the_channel() {
 /// The budget runs out right after a page whose nextLink leads to another host: that link
 /// must not be stored as the resume point, and the next run completes the channel.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 16: the foreign nextLink is stored as in_progress when the budget runs out; the next run fails the channel on it (exit 3)"]
 async fn a_foreign_next_link_is_never_saved_as_the_resume_point() {
     let mut s = Scene::new().await;
     let (team, channel) = s.public_channel();
@@ -76,15 +73,17 @@ async fn a_foreign_next_link_is_never_saved_as_the_resume_point() {
     // once (so they post nothing): the budget runs out while this channel's first page is
     // delivered, just before its foreign link would be followed.
     s.h.set("ingest", "batch_size = 1");
-    for other in
+    let others: std::collections::BTreeSet<String> =
         s.h.emu
             .truth()
-            .iter()
+            .into_iter()
             .filter(|t| t.team_id == team && t.channel_id != channel)
-    {
+            .map(|t| t.channel_id)
+            .collect();
+    for other in others {
         let forbidden = json!({"error": {"code": "Forbidden", "message": "no"}});
         s.graph.answer(
-            get(&format!("{}/messages/delta", other.channel_id)).once(),
+            get(&format!("{other}/messages/delta")).once(),
             Answer::json(403, &forbidden),
         );
     }

@@ -49,7 +49,6 @@ fn fastapi_422(batch: &[u8]) -> Answer {
 
 /// Issue 12 item 5: a 422 that echoes the documents (text and mails).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 5: the first 200 characters of the 422 body, with a document's author mail and text, are logged and stored as the reason (at -vv it also needs item 2: html5ever logs message text)"]
 async fn an_ingest_422_echoing_the_documents_stays_out_of_logs_and_reasons() {
     let s = Scene::new().await;
     s.ingest
@@ -68,7 +67,6 @@ async fn an_ingest_422_echoing_the_documents_stays_out_of_logs_and_reasons() {
 /// Issue 12 item 5: Graph sends `body` as a string and `mentions` as a mail; serde's error
 /// quotes the value.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 5: serde's 'invalid type: string \"…\"' quotes the message text into the logged and stored reason (at -vv it also needs item 2: html5ever logs message text)"]
 async fn graph_fields_of_the_wrong_type_stay_out_of_logs_and_reasons() {
     let s = Scene::new().await;
     let (_, channel) = s.public_channel();
@@ -92,7 +90,6 @@ async fn graph_fields_of_the_wrong_type_stay_out_of_logs_and_reasons() {
 /// Issue 12 item 18: the identity platform echoes the posted form (refresh token, client
 /// secret) in its error description.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 18: the echoed refresh token is printed in the exit-77 line"]
 async fn an_identity_platform_echoing_the_form_gets_no_secret_printed() {
     let mut s = Scene::new().await;
     let secret = s.h.emu.client_secret();
@@ -124,7 +121,6 @@ const FORGED: &str =
 /// Issue 12 item 17: Graph-supplied ids and names cannot forge lines or send escapes in
 /// text-mode logs.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 17: the team and channel ids are logged raw in text mode: a forged line and raw escapes reach stderr"]
 async fn graph_ids_with_control_characters_cannot_forge_log_lines() {
     let s = Scene::new().await;
     s.graph.edit(get("/v1.0/me/joinedTeams"), |page| {

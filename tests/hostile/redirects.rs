@@ -12,7 +12,6 @@ const STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 /// Issue 12 item 1: a 3xx from the identity platform is an error naming the status and
 /// the `Location` host; the form reaches no other host.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 1: reqwest follows the token endpoint's 3xx; a 307/308 re-POSTs refresh_token and client_secret to 127.0.0.2"]
 async fn a_token_endpoint_redirect_to_another_host_is_an_error_and_sends_nothing_there() {
     for status in STATUSES {
         let mut s = Scene::new().await;
@@ -55,7 +54,6 @@ async fn a_token_endpoint_redirect_to_another_host_is_an_error_and_sends_nothing
 /// Issue 12 item 1, same host: the token request carries credentials, so even a redirect
 /// to another path of the identity platform is not followed.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 1: reqwest follows a same-host 3xx of the token endpoint"]
 async fn a_token_endpoint_redirect_on_the_same_host_is_not_followed() {
     for status in [302, 307] {
         let s = Scene::new().await;
@@ -102,7 +100,6 @@ async fn assert_no_cursor_moved(s: &Scene, what: &str) {
 /// Issue 12 item 3: a same-host 301/302 turns the POST into a body-less GET; a 2xx to that
 /// GET must not count as delivery.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 3: a 301/302 from the ingest becomes a GET, its 200 counts as delivery: exit 0 and every cursor moves"]
 async fn an_ingest_redirect_on_the_same_host_is_a_delivery_failure() {
     for status in [301, 302, 303] {
         let s = Scene::new().await;
@@ -138,7 +135,6 @@ async fn an_ingest_redirect_on_the_same_host_is_a_delivery_failure() {
 /// Issue 12 item 3: a 307/308 to another host would re-POST the batch (text and mails)
 /// there.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 3: a 307/308 from the ingest re-POSTs the batch, text and mails, to 127.0.0.2"]
 async fn an_ingest_redirect_to_another_host_sends_nothing_there() {
     for status in [307, 308] {
         let s = Scene::new().await;
@@ -177,7 +173,6 @@ async fn an_ingest_redirect_to_another_host_sends_nothing_there() {
 /// pinning would be bypassed, the foreign messages forwarded), and no `Referer` leaks the
 /// delta URL.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 6: a Graph 302 is followed to 127.0.0.2, with a Referer carrying the full delta URL"]
 async fn a_graph_redirect_to_another_host_fails_the_channel_and_sends_nothing_there() {
     let s = Scene::new().await;
     let (_, channel) = s.public_channel();
@@ -215,7 +210,6 @@ async fn a_graph_redirect_to_another_host_fails_the_channel_and_sends_nothing_th
 /// Issue 12 item 6, same host: a Graph GET carries the bearer token, so it follows no
 /// redirect at all, and nothing sends a `Referer`.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12 item 6: a same-host Graph 302 is followed, with a Referer carrying the delta URL"]
 async fn a_graph_redirect_on_the_same_host_is_not_followed_and_no_referer_is_sent() {
     let s = Scene::new().await;
     let (_, channel) = s.public_channel();

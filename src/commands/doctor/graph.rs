@@ -18,7 +18,7 @@ fn graph_failed(e: GraphError, what: &str, permission: &str) -> Failed {
     match e {
         GraphError::Auth(f) => Failed::new(
             f.code,
-            f.message,
+            f.chain(),
             "sign the technical user in again, as the line says",
         ),
         GraphError::Status {

@@ -207,7 +207,7 @@ fn check_config(path: &Path) -> Check<(Config, String)> {
         }
         Err(f) => Err(Failed::new(
             f.code,
-            f.message,
+            f.chain(),
             "run `teams-connector config check` and fix what it names",
         )),
     }
@@ -221,7 +221,7 @@ fn check_state(config: &Config) -> Check<(Store, String)> {
         } else {
             "make [state] dir exist and be writable by the user the job runs as"
         };
-        Failed::new(f.code, f.message, fix)
+        Failed::new(f.code, f.chain(), fix)
     })?;
     let probe = dir.join(".doctor-probe");
     std::fs::write(&probe, b"")
@@ -253,7 +253,7 @@ async fn check_token(tokens: Result<TokenSource>) -> Check<(Arc<TokenSource>, St
                 Code::Config => "set the secret the line names",
                 _ => "check that [microsoft] login_url (or cloud) is reachable from this host: DNS, proxy, firewall",
             };
-            Err(Failed::new(f.code, f.message, fix))
+            Err(Failed::new(f.code, f.chain(), fix))
         }
     }
 }
@@ -267,7 +267,7 @@ async fn check_ingest(
     let token = config.ingest_token().map_err(|f| {
         Failed::new(
             f.code,
-            f.message,
+            f.chain(),
             "set TEAMS_CONNECTOR_INGEST_TOKEN or TEAMS_CONNECTOR_INGEST_TOKEN_FILE",
         )
     })?;
@@ -319,7 +319,7 @@ async fn check_ingest(
 }
 
 fn internal(f: Fatal) -> Failed {
-    Failed::new(f.code, f.message, "report this with the output above")
+    Failed::new(f.code, f.chain(), "report this with the output above")
 }
 
 #[cfg(test)]

@@ -13,7 +13,10 @@
 //! channel: its documentation names all of them). So:
 //! - every 429 fences the whole tenant for its full `Retry-After` (a 429 on a channel we
 //!   paced at its configured rate cannot be that channel's own limit), and the channel
-//!   itself; a 429 without `Retry-After` fences for one interval of the new rate;
+//!   itself; a 429 without `Retry-After` fences for one interval of the new rate. Even
+//!   where the channel was sent faster than Graph's documented 1/s, a first 429 cannot
+//!   tell the channel's limit from the tenant's, and guessing "the channel" is what lets
+//!   other channels run into the tenant's `Retry-After`;
 //! - the rate of the scope the 429 points at is cut to a little under what Graph accepted
 //!   in the last seconds: the tenant when 429s come from several teams together (or only
 //!   one team is busy), else that team, which then gets a pacer of its own. After a quiet
@@ -62,6 +65,15 @@ pub struct Slot {
 struct ChannelPace {
     sent: Instant,
     fence: Instant,
+}
+
+impl ChannelPace {
+    fn new(now: Instant) -> Self {
+        ChannelPace {
+            sent: now,
+            fence: now,
+        }
+    }
 }
 
 /// What the limiter learns and remembers. A std `Mutex`: held for a few steps of
@@ -162,10 +174,7 @@ impl Limiter {
         let pace = state
             .channels
             .entry(channel.to_string())
-            .or_insert(ChannelPace {
-                sent: now,
-                fence: now,
-            });
+            .or_insert(ChannelPace::new(now));
         pace.fence = pace.fence.max(until);
         wait
     }
@@ -257,14 +266,10 @@ impl State {
     fn departed(&mut self, scope: Scope) {
         if let Scope::Channel { channel, .. } = scope {
             let now = Instant::now();
-            let pace = self
-                .channels
+            self.channels
                 .entry(channel.to_string())
-                .or_insert(ChannelPace {
-                    sent: now,
-                    fence: now,
-                });
-            pace.sent = now;
+                .or_insert(ChannelPace::new(now))
+                .sent = now;
             if self.channels.len() > 4096 {
                 // Channels that have not sent for a minute need no spacing any more.
                 self.channels.retain(|_, p| {

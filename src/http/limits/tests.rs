@@ -144,3 +144,14 @@ async fn a_team_pacer_spaces_that_teams_channels() {
         "{gaps:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn even_a_channel_sent_faster_than_graph_allows_fences_the_tenant() {
+    let l = Limiter::new(100.0, 10.0, 10);
+    drop(l.acquire(channel("t", "hot")).await);
+    drop(l.acquire(channel("t", "hot")).await);
+    l.throttled(channel("t", "hot"), Some(Duration::from_secs(5)));
+    let start = Instant::now();
+    drop(l.acquire(channel("t", "other")).await);
+    assert!(Instant::now() - start >= Duration::from_millis(4999));
+}

@@ -303,8 +303,8 @@ impl<'a> ChannelCrawl<'a> {
                 self.crawl.run.abort(f);
                 return (Ending::Stopped, None);
             }
-            Stop::Graph(e) => (graph_failure(&e), e.to_string()),
-            Stop::Ingest(e) => (ingest_failure(&e), e.to_string()),
+            Stop::Graph(e) => (graph_failure(&e), scrubbed(&e)),
+            Stop::Ingest(e) => (ingest_failure(&e), scrubbed(&e)),
         };
         tracing::warn!(
             team = %self.place.team,
@@ -321,6 +321,11 @@ impl<'a> ChannelCrawl<'a> {
         };
         (Ending::Failed, Some(failure))
     }
+}
+
+/// A failure reason as it may be logged and stored: one line, no live secret.
+fn scrubbed(e: &dyn std::fmt::Display) -> String {
+    crate::redact::printable(&crate::redact::scrub(&e.to_string()), 500)
 }
 
 fn graph_failure(e: &GraphError) -> FailureKind {
