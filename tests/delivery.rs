@@ -367,3 +367,43 @@ async fn an_expired_resume_link_falls_back_to_the_last_round_and_then_to_the_syn
     assert_eq!(run.counter("cursor_resets"), 1);
     deliveries(&h);
 }
+
+/// Issue 11: `reply_sweep_every` spaces the sweep out; a late reply that a skipped sweep
+/// did not read arrives with the next sweep, not never.
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_11_a_spaced_out_sweep_finds_late_replies_at_the_next_sweep() {
+    let opts = EmulatorOptions {
+        reply_bumps_root: false,
+        ..EmulatorOptions::default()
+    };
+    let mut h = Harness::with_options(small(), opts).await;
+    h.set("crawl", "reply_window = \"30d\"");
+    h.set("crawl", "reply_sweep_every = \"1h\"");
+    assert_eq!(h.run(&["run"]).await.code, 0);
+    let swept = h.run(&["run"]).await;
+    assert!(swept.counter("sweep_requests") > 0, "{}", swept.summary());
+    let report = h.emu.mutate(Mutation {
+        add_replies: 4,
+        ..Mutation::default()
+    });
+    assert!(!report.added.is_empty());
+    // A new root after them: delta moves the channel's last sync past the late replies.
+    h.emu.mutate(Mutation {
+        add_roots: 4,
+        ..Mutation::default()
+    });
+    let skipped = h.run(&["run"]).await;
+    assert_eq!(skipped.code, 0, "{}", skipped.stderr);
+    assert_eq!(
+        skipped.counter("sweep_requests"),
+        0,
+        "within the hour: no sweep"
+    );
+    assert_eq!(skipped.counter("late_replies"), 0);
+    // The next sweep (here: at once) covers what the skipped one would have.
+    h.set("crawl", "reply_sweep_every = \"0s\"");
+    let next = h.run(&["run"]).await;
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    assert!(next.counter("late_replies") > 0, "{}", next.summary());
+    deliveries(&h);
+}

@@ -160,3 +160,16 @@ async fn a_burst_of_429s_across_many_channels_produces_no_violation() {
         "nothing lost"
     );
 }
+
+/// Issue 11: a 429 is pacing, not failure — more 429s than `max_retries` still end in an
+/// answer (the run is slow, never partial).
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_11_429s_do_not_use_up_max_retries() {
+    let mut h = Harness::new(spec()).await;
+    h.set("limits", "max_retries = 1");
+    assert_eq!(h.run(&["run"]).await.code, 0);
+    h.emu.throttle_next(5, 429, Some(0.05));
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.counter("throttled"), 5);
+}

@@ -53,6 +53,7 @@ pub struct CrawlFile {
     pub include_replies: bool,
     pub initial_lookback: HumanDuration,
     pub reply_window: HumanDuration,
+    pub reply_sweep_every: HumanDuration,
     pub keep_mention_names: bool,
     pub include_card_text: bool,
 }
@@ -66,6 +67,7 @@ impl Default for CrawlFile {
             include_replies: true,
             initial_lookback: "30d".into(),
             reply_window: "14d".into(),
+            reply_sweep_every: "0s".into(),
             keep_mention_names: false,
             include_card_text: false,
         }

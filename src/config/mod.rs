@@ -44,6 +44,8 @@ pub struct Crawl {
     pub include_replies: bool,
     pub initial_lookback: Duration,
     pub reply_window: Duration,
+    /// The reply sweep runs at most this often per channel (0: every run).
+    pub reply_sweep_every: Duration,
     pub keep_mention_names: bool,
     pub include_card_text: bool,
 }

@@ -67,6 +67,7 @@ pub fn validate(file: File, secrets: Secrets) -> Result<Config> {
     let crawl = Crawl {
         initial_lookback: window(c.initial_lookback, "[crawl] initial_lookback")?,
         reply_window: window(c.reply_window, "[crawl] reply_window")?,
+        reply_sweep_every: window(c.reply_sweep_every, "[crawl] reply_sweep_every")?,
         include_private_teams: c.include_private_teams,
         teams: c.teams,
         exclude_teams: c.exclude_teams,

@@ -79,6 +79,16 @@ pub struct ChannelCursor {
     /// Newest `lastModifiedDateTime` seen in the unfinished round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round_newest: Option<DateTime<Utc>>,
+    /// The `last_sync` the last reply sweep covered: the next sweep forwards replies changed
+    /// since then (equal to `last_sync` when the sweep runs every round).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_through: Option<DateTime<Utc>>,
+    /// When (our clock) the last reply sweep ran (`[crawl] reply_sweep_every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_at: Option<DateTime<Utc>>,
+    /// Graph requests of the last completed round: big channels start first next run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u32>,
 }
 
 /// The acknowledged prefix of a page: its length and a digest of its document ids.

@@ -42,6 +42,8 @@ pub(super) struct Plan {
     pub include_replies: bool,
     /// Threads created this recently are swept for late replies.
     pub reply_window: Duration,
+    /// A channel's reply sweep runs at most this often (zero: every round).
+    pub reply_sweep_every: Duration,
     pub batch_size: usize,
     /// A channel's first round reads messages modified after this.
     pub first_since: DateTime<Utc>,

@@ -98,6 +98,7 @@ pub async fn run(
     summary.graph_statuses = counters.statuses();
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.request_rate = summary.requests as f64 / started.elapsed().as_secs_f64().max(0.001);
+    summary.peak_rss_bytes = report::peak_rss_bytes();
     let mut fatal = outcome.err();
     let mut code = decide(&summary, fatal.as_ref(), shutdown.signal());
     summary.exit_code = code.as_i32();
@@ -175,7 +176,16 @@ async fn crawl(
     if found.teams == 0 {
         tracing::warn!("The technical user can reach no team to crawl; add it to the teams, or check [crawl] teams, exclude_teams and include_private_teams.");
     }
-    schedule::crawl_channels(&crawl, found.channels, config.limits.concurrency, summary).await;
+    let hints: std::collections::HashMap<ChannelRef, u32> = store
+        .channels()?
+        .into_iter()
+        .filter_map(|(team, channel, cursor)| {
+            Some((ChannelRef { team, channel }, cursor.requests?))
+        })
+        .collect();
+    let channels = schedule::order(found.channels, &hints);
+    let in_flight = schedule::channels_in_flight(&config.limits);
+    schedule::crawl_channels(&crawl, channels, in_flight, summary).await;
     match directory.await {
         Ok(Ok(users)) => summary.users = users,
         Ok(Err(e)) => {
@@ -225,6 +235,7 @@ fn plan(config: &Config, opts: &RunOptions) -> Plan {
     Plan {
         include_replies: config.crawl.include_replies,
         reply_window: config.crawl.reply_window,
+        reply_sweep_every: config.crawl.reply_sweep_every,
         batch_size: config.ingest.batch_size,
         first_since: crate::config::ago(config.crawl.initial_lookback),
         mode: opts.mode,

@@ -63,6 +63,11 @@ pub struct ChannelCounts {
     pub late_replies: u64,
     /// Message-list pages the reply sweep read.
     pub sweep_pages: u64,
+    /// Graph requests of delta rounds (their reply pages included).
+    pub delta_requests: u64,
+    /// Graph requests of the reply sweep (its reply pages included): one list request per
+    /// channel and run on a quiet tenant; `[crawl] reply_sweep_every` spaces them out.
+    pub sweep_requests: u64,
     /// Expired delta cursors restarted from the last sync time.
     pub cursor_resets: u64,
     pub skipped: BTreeMap<Skip, u64>,
@@ -80,6 +85,8 @@ impl ChannelCounts {
         self.unchanged += other.unchanged;
         self.late_replies += other.late_replies;
         self.sweep_pages += other.sweep_pages;
+        self.delta_requests += other.delta_requests;
+        self.sweep_requests += other.sweep_requests;
         self.cursor_resets += other.cursor_resets;
         for (why, n) in &other.skipped {
             *self.skipped.entry(*why).or_default() += n;
@@ -108,11 +115,24 @@ pub struct Summary {
     pub throttle_wait_ms: u64,
     /// Graph requests per second over the whole run.
     pub request_rate: f64,
+    /// The process's peak resident memory (`VmHWM`), in bytes; 0 where unknown.
+    #[serde(default)]
+    pub peak_rss_bytes: u64,
     /// Answers of Graph and the token endpoint by HTTP status ("error": none).
     #[serde(default)]
     pub graph_statuses: BTreeMap<String, u64>,
     pub exit_code: i32,
     pub failures: Vec<Failure>,
+}
+
+/// The process's peak resident set (`VmHWM` of `/proc/self/status`), in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 impl Summary {
@@ -138,6 +158,7 @@ impl Summary {
             retries: 0,
             throttle_wait_ms: 0,
             request_rate: 0.0,
+            peak_rss_bytes: 0,
             graph_statuses: BTreeMap::new(),
             exit_code: 0,
             failures: Vec::new(),
@@ -178,6 +199,8 @@ impl Summary {
             unchanged = c.unchanged,
             late_replies = c.late_replies,
             sweep_pages = c.sweep_pages,
+            delta_requests = c.delta_requests,
+            sweep_requests = c.sweep_requests,
             cursor_resets = c.cursor_resets,
             skipped = %skipped,
             requests = self.requests,
@@ -185,6 +208,7 @@ impl Summary {
             retries = self.retries,
             throttle_wait_ms = self.throttle_wait_ms,
             request_rate = format!("{:.2}", self.request_rate),
+            peak_rss_bytes = self.peak_rss_bytes,
             graph_statuses = %statuses,
             duration_ms = self.duration_ms,
             dry_run = self.dry_run,

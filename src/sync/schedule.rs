@@ -1,40 +1,83 @@
-//! Which channel runs when: every channel's crawl as a task, at most `concurrency` at once;
-//! a channel's pages stay sequential. Outcomes are added to the summary as they finish.
+//! Which channel runs when (issue 11). Enough channels run at once to keep the tenant's
+//! budget busy although each channel may send only `per_channel_requests_per_second`:
+//! `1.5 × requests_per_second / per_channel_requests_per_second` of them, plus one per
+//! request in flight for the time spent waiting on Graph and the ingest. What bounds the
+//! requests in flight is the limiter's `concurrency`, not the number of channels.
+//!
+//! The order: the channels that took the most requests last time start first (the
+//! longest job first: one channel of 2 000 pages must not start after 500 small ones), the
+//! rest interleaved across teams, so a limit of one team shows as such and not as the
+//! tenant's. Tasks are started as others finish, so a tenant of 50 000 channels holds only
+//! the channels in flight in memory.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-
-use tokio::sync::Semaphore;
 
 use super::channel::{self, ChannelRef, ChannelRun};
 use super::crawl::Crawl;
 use super::report::{Ending, Failure, FailureKind, Summary};
+use crate::config::Limits;
+
+/// Channels that may be crawled at once for `limits`.
+pub fn channels_in_flight(limits: &Limits) -> usize {
+    let per_channel = limits.per_channel_requests_per_second.max(0.001);
+    let busy = (1.5 * limits.requests_per_second / per_channel).ceil();
+    (busy as usize)
+        .saturating_add(limits.concurrency)
+        .clamp(1, 1024)
+}
+
+/// `channels` in the order they start: most requests last round first (from the stored
+/// cursors), then round-robin across teams in discovery order.
+pub fn order(
+    channels: Vec<ChannelRef>,
+    last_requests: &HashMap<ChannelRef, u32>,
+) -> Vec<ChannelRef> {
+    let mut by_team: BTreeMap<String, VecDeque<ChannelRef>> = BTreeMap::new();
+    for c in channels {
+        by_team.entry(c.team.clone()).or_default().push_back(c);
+    }
+    let mut interleaved = Vec::new();
+    while !by_team.is_empty() {
+        by_team.retain(|_, queue| {
+            interleaved.extend(queue.pop_front());
+            !queue.is_empty()
+        });
+    }
+    // Stable: equal hints keep the interleaved order.
+    interleaved.sort_by_key(|c| std::cmp::Reverse(last_requests.get(c).copied().unwrap_or(1)));
+    interleaved
+}
 
 pub(super) async fn crawl_channels(
     crawl: &Arc<Crawl>,
     channels: Vec<ChannelRef>,
-    concurrency: usize,
+    in_flight: usize,
     summary: &mut Summary,
 ) {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut pending = channels.into_iter();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut places = std::collections::HashMap::new();
-    for place in channels {
-        let crawl = crawl.clone();
-        let permits = permits.clone();
-        let key = place.clone();
-        let handle = tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
+    let mut places = HashMap::new();
+    loop {
+        while tasks.len() < in_flight {
+            let Some(place) = pending.next() else { break };
             if crawl.run.stopping() {
-                return ChannelRun::stopped();
+                summary.add_channel(&ChannelRun::stopped().counts, Ending::Stopped);
+                crawl.services.progress.channel_finished();
+                continue;
             }
-            channel::crawl(&crawl, &place).await
-        });
-        places.insert(handle.id(), key);
-    }
-    while let Some(done) = tasks.join_next_with_id().await {
+            let task_crawl = crawl.clone();
+            let key = place.clone();
+            let handle = tasks.spawn(async move { channel::crawl(&task_crawl, &place).await });
+            places.insert(handle.id(), key);
+        }
+        let Some(done) = tasks.join_next_with_id().await else {
+            break;
+        };
         crawl.services.progress.channel_finished();
         match done {
-            Ok((_, run)) => {
+            Ok((id, run)) => {
+                places.remove(&id);
                 summary.add_channel(&run.counts, run.ending);
                 summary.failures.extend(run.failure);
             }
@@ -50,5 +93,53 @@ pub(super) async fn crawl_channels(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(team: &str, channel: &str) -> ChannelRef {
+        ChannelRef {
+            team: team.into(),
+            channel: channel.into(),
+        }
+    }
+
+    #[test]
+    fn the_longest_channels_start_first_and_teams_interleave() {
+        let channels = vec![
+            c("a", "1"),
+            c("a", "2"),
+            c("a", "3"),
+            c("b", "1"),
+            c("b", "2"),
+        ];
+        let hints = HashMap::from([(c("a", "3"), 2000)]);
+        let got = order(channels, &hints);
+        assert_eq!(
+            got,
+            vec![
+                c("a", "3"),
+                c("a", "1"),
+                c("b", "1"),
+                c("a", "2"),
+                c("b", "2")
+            ]
+        );
+    }
+
+    #[test]
+    fn enough_channels_run_to_fill_the_tenant_budget() {
+        let limits = Limits {
+            requests_per_second: 20.0,
+            per_channel_requests_per_second: 1.0,
+            concurrency: 8,
+            max_retries: 8,
+            request_timeout: std::time::Duration::from_secs(60),
+            max_response_size: 1,
+        };
+        assert_eq!(channels_in_flight(&limits), 38);
     }
 }

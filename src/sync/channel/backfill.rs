@@ -30,14 +30,15 @@ impl ChannelCrawl<'_> {
             self.check_stop()?;
             let page: Page<ChatMessage> = self.get(&url).await?;
             let mut reached_since = false;
-            for root in &page.value {
+            for root in page.value {
                 // Newest first: once a root was last touched before `since`, everything
                 // after it was created before `since` too.
                 if root.modified().is_some_and(|m| m < range.since) {
                     reached_since = true;
                     break;
                 }
-                self.root(root, Pass::Backfill).await?;
+                self.root(&root, Pass::Backfill).await?;
+                self.flush_full_batches().await?;
             }
             self.flush().await?;
             next = match page.next_link.filter(|_| !reached_since) {

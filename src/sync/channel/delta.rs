@@ -42,13 +42,32 @@ impl ChannelCrawl<'_> {
         self.cursor = stored.unwrap_or_default();
         self.mark.incremental = self.cursor.synced_at.is_some() || self.cursor.delta_link.is_some();
         self.mark.since = self.cursor.last_sync;
+        self.mark.sweep_since = self.cursor.swept_through.or(self.cursor.last_sync);
         self.mark.newest = self.cursor.last_sync.max(self.cursor.round_newest);
         self.ledger.resume_ack = self.cursor.in_progress_acked.take();
         let delta = self.delta_round().await?;
-        if self.mark.incremental && self.crawl.plan.include_replies {
+        self.counts.delta_requests = self.requests;
+        let sweep = self.sweep_due();
+        if sweep {
             self.sweep().await?;
+            self.counts.sweep_requests = self.requests - self.counts.delta_requests;
         }
-        self.finish(delta).await
+        self.finish(delta, sweep).await
+    }
+
+    /// Whether this round sweeps recent threads: incremental rounds with replies, at most
+    /// every `[crawl] reply_sweep_every`.
+    fn sweep_due(&self) -> bool {
+        let plan = &self.crawl.plan;
+        let every =
+            chrono::Duration::from_std(plan.reply_sweep_every).unwrap_or(chrono::Duration::MAX);
+        self.mark.incremental
+            && plan.include_replies
+            && (plan.reply_sweep_every.is_zero()
+                || self
+                    .cursor
+                    .swept_at
+                    .is_none_or(|t| Utc::now().signed_duration_since(t) >= every))
     }
 
     fn first_link(&self) -> (String, Origin) {
@@ -99,16 +118,23 @@ impl ChannelCrawl<'_> {
                 },
                 Err(stop) => return Err(stop),
             };
-            messages += page.value.len();
-            let resumed = origin == Origin::InProgress;
-            for root in &page.value {
-                self.root(root, Pass::Delta).await?;
+            let Page {
+                value,
+                next_link,
+                delta_link,
+            } = page;
+            messages += value.len();
+            // Root by root, each dropped once decided, batches sent as they fill: a page of
+            // a thousand-reply threads is never held twice over.
+            for root in value {
+                self.root(&root, Pass::Delta).await?;
+                self.flush_full_batches().await?;
             }
-            if resumed {
+            if origin == Origin::InProgress {
                 self.skip_acked_prefix();
+                self.flush_full_batches().await?;
             }
-            self.flush_full_batches().await?;
-            match (page.next_link, page.delta_link) {
+            match (next_link, delta_link) {
                 (Some(next), _) => {
                     let endpoints = &self.crawl.services.graph.endpoints;
                     url = links

@@ -105,6 +105,9 @@ enum Pass {
 struct Watermark {
     /// Messages modified before this were handled by an earlier round.
     since: Option<DateTime<Utc>>,
+    /// Replies modified before this were covered by an earlier sweep (`since`, unless
+    /// `[crawl] reply_sweep_every` skipped sweeps since).
+    sweep_since: Option<DateTime<Utc>>,
     /// Newest `lastModifiedDateTime` handled so far: the next round's `since`.
     newest: Option<DateTime<Utc>>,
     /// The channel has completed a round before (deletes are then forwarded).
@@ -128,6 +131,8 @@ struct ChannelCrawl<'a> {
     /// nothing is sent or counted twice. Kept only on incremental rounds (the only ones a
     /// sweep follows).
     handled_replies: HashSet<(String, String)>,
+    /// Graph requests this channel made so far.
+    requests: u64,
     counts: ChannelCounts,
 }
 
@@ -142,6 +147,7 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
         ledger: Ledger::default(),
         outbox: Outbox::new(crawl.plan.batch_size),
         handled_replies: HashSet::new(),
+        requests: 0,
         counts: ChannelCounts::default(),
     };
     let outcome = match crawl.plan.mode {
@@ -166,7 +172,8 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
 
 impl<'a> ChannelCrawl<'a> {
     /// GETs `url` on this channel's rate budget.
-    async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Stop> {
+    async fn get<T: serde::de::DeserializeOwned>(&mut self, url: &str) -> Result<T, Stop> {
+        self.requests += 1;
         let scope = Scope::Channel {
             team: &self.place.team,
             channel: &self.place.channel,
@@ -252,7 +259,11 @@ impl<'a> ChannelCrawl<'a> {
         // equal to the last sync is resent (at least once). The sweep re-reads every recent
         // thread each run: there equal means "the newest one we sent", or it would be sent
         // again by every run.
-        if let (Some(since), Some(m)) = (self.mark.since, modified) {
+        let since = match pass {
+            Pass::Sweep => self.mark.sweep_since,
+            _ => self.mark.since,
+        };
+        if let (Some(since), Some(m)) = (since, modified) {
             if m < since || (pass == Pass::Sweep && m == since) {
                 if pass != Pass::Sweep {
                     self.counts.messages_seen += 1;

@@ -56,6 +56,14 @@ impl Ledger {
 
 impl ChannelCrawl<'_> {
     pub(super) async fn flush_full_batches(&mut self) -> Result<(), Stop> {
+        // On the page a killed run resumes in, hold back until the acknowledged prefix is
+        // known to be unchanged and dropped.
+        if let Some(ack) = &self.ledger.resume_ack {
+            if self.ledger.ids.len() < ack.count {
+                return Ok(());
+            }
+            self.skip_acked_prefix();
+        }
         while self.outbox.docs.len() >= self.outbox.batch_size {
             self.send(self.outbox.batch_size).await?;
         }
@@ -144,18 +152,27 @@ impl ChannelCrawl<'_> {
     /// Sends what is left, then saves the cursor: only now is every document of the round
     /// acknowledged. `delta` is the round's deltaLink (`None`: Graph gave none, as for an
     /// empty channel; the next round starts from the date filter again).
-    pub(super) async fn finish(&mut self, delta: Option<String>) -> Result<(), Stop> {
+    pub(super) async fn finish(&mut self, delta: Option<String>, swept: bool) -> Result<(), Stop> {
         self.flush().await?;
         if self.crawl.services.output.is_dry_run() {
             return Ok(());
         }
+        let now = Utc::now();
+        let (swept_through, swept_at) = if swept {
+            (self.mark.newest, Some(now))
+        } else {
+            (self.mark.sweep_since, self.cursor.swept_at)
+        };
         let cursor = ChannelCursor {
             delta_link: delta,
             last_sync: self.mark.newest,
-            synced_at: Some(Utc::now()),
+            synced_at: Some(now),
             in_progress: None,
             in_progress_acked: None,
             round_newest: None,
+            swept_through,
+            swept_at,
+            requests: Some(u32::try_from(self.requests).unwrap_or(u32::MAX)),
         };
         self.crawl
             .services

@@ -12,7 +12,7 @@ use crate::graph::Links;
 
 impl ChannelCrawl<'_> {
     pub(super) async fn sweep(&mut self) -> Result<(), Stop> {
-        if self.mark.since.is_none() {
+        if self.mark.sweep_since.is_none() {
             return Ok(());
         }
         let window = chrono::Duration::from_std(self.crawl.plan.reply_window)
@@ -28,17 +28,17 @@ impl ChannelCrawl<'_> {
             self.check_stop()?;
             let page: Page<ChatMessage> = self.get(&url).await?;
             self.counts.sweep_pages += 1;
-            for root in &page.value {
+            for root in page.value {
                 // Newest first (by creation or by modification): once a root was last
                 // touched before the window, every later one was created before it too.
                 if root.modified().is_some_and(|m| m < window_start) {
                     return self.flush_full_batches().await;
                 }
                 if root.created().is_some_and(|c| c >= window_start) {
-                    self.replies(root, Pass::Sweep).await?;
+                    self.replies(&root, Pass::Sweep).await?;
+                    self.flush_full_batches().await?;
                 }
             }
-            self.flush_full_batches().await?;
             next = match page.next_link {
                 Some(link) => Some(
                     links
