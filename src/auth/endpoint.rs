@@ -290,8 +290,12 @@ impl Endpoint {
             )))));
         }
         if status.is_success() {
-            let body = match self.shutdown.run(read_capped(&mut resp, TOKEN_BODY_CAP)).await? {
-                Ok(b) => b,
+            let body = match self
+                .shutdown
+                .run(read_capped(&mut resp, TOKEN_BODY_CAP, None))
+                .await?
+            {
+                Ok(b) => b.bytes,
                 Err(BodyError::Transport(e)) => {
                     return Ok(Action::Retry(Retry::failure(Reason::Transport(e), None)))
                 }

@@ -18,9 +18,10 @@ use super::Endpoints;
 use crate::auth::TokenSource;
 use crate::exit::Fatal;
 use crate::http::{
-    location_host, path_of, read_capped, read_error_body, status_retry, Action, BodyError,
-    Counters, Limiter, Policy, Reason, Retry, Scope, Stopped, TransportError,
+    location_host, path_of, read_capped, read_error_body, status_retry, Action, BigBodies,
+    BodyError, Counters, Limiter, Policy, Read, Reason, Retry, Scope, Stopped, TransportError,
 };
+use tokio::sync::OwnedSemaphorePermit;
 use crate::shutdown::{Cancelled, Shutdown};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -72,8 +73,13 @@ pub struct Graph {
     counters: Arc<Counters>,
     max_retries: u32,
     max_response_size: u64,
+    /// Bodies past 4 MB in memory at once (see [`Graph::get_page`]).
+    big_bodies: BigBodies,
     shutdown: Shutdown,
 }
+
+/// Giant pages processed at once: each costs up to twice `max_response_size`.
+const BIG_BODIES: usize = 1;
 
 impl Graph {
     /// The client for `config`'s Graph host and `[limits]`.
@@ -97,6 +103,7 @@ impl Graph {
             counters,
             max_retries: limits.max_retries,
             max_response_size: limits.max_response_size,
+            big_bodies: BigBodies::new(tokio::sync::Semaphore::new(BIG_BODIES)),
             shutdown,
         }
     }
@@ -113,6 +120,26 @@ impl Graph {
         url: &str,
         scope: Scope<'_>,
     ) -> Result<T, GraphError> {
+        self.fetch(url, scope, false).await.map(|(value, _)| value)
+    }
+
+    /// [`Graph::get`] for a page the caller processes before it asks for the next one: a
+    /// body past 4 MB waits for one of the few big-body permits and comes back with it,
+    /// to be dropped once the page is processed.
+    pub async fn get_page<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        scope: Scope<'_>,
+    ) -> Result<(T, Option<OwnedSemaphorePermit>), GraphError> {
+        self.fetch(url, scope, true).await
+    }
+
+    async fn fetch<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        scope: Scope<'_>,
+        big: bool,
+    ) -> Result<(T, Option<OwnedSemaphorePermit>), GraphError> {
         if !self.endpoints.owns(url) {
             return Err(GraphError::Refused(format!(
                 "refusing to follow a link to another host than [microsoft] graph_url: {}",
@@ -127,19 +154,20 @@ impl Graph {
         };
         let refreshed = std::sync::atomic::AtomicBool::new(false);
         let body = policy
-            .run(|| self.attempt(url, scope, &refreshed))
+            .run(|| self.attempt(url, scope, &refreshed, big))
             .await
             .map_err(|stopped| match stopped {
                 Stopped::Failed(e) => e,
                 Stopped::Exhausted { attempts, last } => GraphError::Unavailable { attempts, last },
                 Stopped::Cancelled => GraphError::Cancelled,
             })?;
-        serde_json::from_slice(&body.bytes).map_err(|e| GraphError::Invalid {
+        let value = serde_json::from_slice(&body.read.bytes).map_err(|e| GraphError::Invalid {
             status: body.status,
             path: path_of(url),
             detail: describe_json_error(&e),
-            bytes: body.bytes.len(),
-        })
+            bytes: body.read.bytes.len(),
+        })?;
+        Ok((value, body.read.big))
     }
 
     /// One attempt: token, limits, the request, the answer classified. A 401 refreshes the
@@ -149,6 +177,7 @@ impl Graph {
         url: &str,
         scope: Scope<'_>,
         refreshed: &std::sync::atomic::AtomicBool,
+        big: bool,
     ) -> Result<Action<Body, GraphError>, Cancelled> {
         loop {
             if self.shutdown.is_cancelled() {
@@ -189,7 +218,7 @@ impl Graph {
                 self.tokens.invalidate(&token).await;
                 continue;
             }
-            return self.judge(url, scope, resp).await;
+            return self.judge(url, scope, resp, big).await;
         }
     }
 
@@ -199,6 +228,7 @@ impl Graph {
         url: &str,
         scope: Scope<'_>,
         mut resp: reqwest::Response,
+        big: bool,
     ) -> Result<Action<Body, GraphError>, Cancelled> {
         let status = resp.status();
         if let Some(mut retry) = status_retry(status, resp.headers()) {
@@ -224,12 +254,16 @@ impl Graph {
         self.limiter.succeeded(scope);
         match self
             .shutdown
-            .run(read_capped(&mut resp, self.max_response_size))
+            .run(read_capped(
+                &mut resp,
+                self.max_response_size,
+                big.then_some(&self.big_bodies),
+            ))
             .await?
         {
-            Ok(bytes) => Ok(Action::Done(Body {
+            Ok(read) => Ok(Action::Done(Body {
                 status: status.as_u16(),
-                bytes,
+                read,
             })),
             Err(BodyError::TooLarge) => Ok(Action::Fail(GraphError::TooLarge {
                 path: path_of(url),
@@ -246,7 +280,7 @@ impl Graph {
 /// A successful answer's body, not yet decoded.
 struct Body {
     status: u16,
-    bytes: Vec<u8>,
+    read: Read,
 }
 
 /// A final error answer: Graph's code (the inner one when more specific), its message kept

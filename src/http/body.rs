@@ -14,22 +14,50 @@ pub enum BodyError {
     Transport(TransportError),
 }
 
-/// The whole body, if it stays within `cap` bytes after decompression.
-pub async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Vec<u8>, BodyError> {
+/// A body past this size must hold a [`BigBodies`] permit to go on.
+pub const BIG_BODY: usize = 4 * 1024 * 1024;
+
+/// How many bodies larger than [`BIG_BODY`] may be in memory at once (read, parsed and
+/// processed), so giant pages (thousand-reply threads inline) cost a bounded amount:
+/// `permits × 2 × max_response_size` at most, whatever `concurrency` is.
+pub type BigBodies = std::sync::Arc<tokio::sync::Semaphore>;
+
+/// A body read whole, and the permit it needed if it was big (held until it is processed).
+pub struct Read {
+    pub bytes: Vec<u8>,
+    pub big: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// The whole body, if it stays within `cap` bytes after decompression. Past
+/// [`BIG_BODY`] the read waits for a permit of `big` (when given) before it goes on.
+pub async fn read_capped(
+    resp: &mut reqwest::Response,
+    cap: u64,
+    big: Option<&BigBodies>,
+) -> Result<Read, BodyError> {
     if resp.content_length().is_some_and(|n| n > cap) {
         return Err(BodyError::TooLarge);
     }
     let hint = resp.content_length().unwrap_or(0).min(cap).min(1 << 20) as usize;
-    let mut out = Vec::with_capacity(hint);
+    let mut out = Read {
+        bytes: Vec::with_capacity(hint),
+        big: None,
+    };
     while let Some(chunk) = resp
         .chunk()
         .await
         .map_err(|e| BodyError::Transport(TransportError::new(&e)))?
     {
-        if (out.len() + chunk.len()) as u64 > cap {
+        if (out.bytes.len() + chunk.len()) as u64 > cap {
             return Err(BodyError::TooLarge);
         }
-        out.extend_from_slice(&chunk);
+        if let (Some(big), None) = (big, &out.big) {
+            if out.bytes.len() + chunk.len() > BIG_BODY {
+                let permit = big.clone().acquire_owned().await;
+                out.big = Some(permit.expect("the big-body semaphore is never closed"));
+            }
+        }
+        out.bytes.extend_from_slice(&chunk);
     }
     Ok(out)
 }

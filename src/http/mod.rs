@@ -7,7 +7,7 @@ mod client;
 mod limits;
 mod retry;
 
-pub use body::{read_capped, read_error_body, BodyError};
+pub use body::{read_capped, read_error_body, BigBodies, BodyError, Read};
 pub use client::build_client;
 pub use limits::{Limiter, Scope};
 pub use retry::{

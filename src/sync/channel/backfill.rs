@@ -7,7 +7,6 @@
 use chrono::Utc;
 
 use super::{ChannelCrawl, Pass, Range, Stop};
-use crate::graph::models::{ChatMessage, Page};
 use crate::graph::{time, Links};
 use crate::state::BackfillProgress;
 
@@ -28,7 +27,7 @@ impl ChannelCrawl<'_> {
         let mut links = next.as_deref().map(Links::starting_at);
         while let Some(url) = next {
             self.check_stop()?;
-            let page: Page<ChatMessage> = self.get(&url).await?;
+            let (page, _big) = self.get_page(&url).await?;
             let mut reached_since = false;
             for root in page.value {
                 // Newest first: once a root was last touched before `since`, everything

@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{ChannelCrawl, Pass, Stop};
-use crate::graph::models::{ChatMessage, Page};
+use crate::graph::models::Page;
 use crate::graph::{time, GraphError, Links};
 
 /// Overlap when restarting from a sync time, for clock skew between Graph's replicas.
@@ -100,8 +100,9 @@ impl ChannelCrawl<'_> {
         loop {
             self.check_stop()?;
             self.ledger.begin(&url);
-            let page: Page<ChatMessage> = match self.get(&url).await {
-                Ok(page) => page,
+            // `_big` (a giant page's memory permit) is held until the page is processed.
+            let (page, _big) = match self.get_page(&url).await {
+                Ok(fetched) => fetched,
                 Err(Stop::Graph(e)) if is_expired_cursor(&e) => match origin {
                     Origin::InProgress | Origin::Delta => {
                         (url, origin) = self.fall_back(origin, &e);

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use super::crawl::{Crawl, Mode};
 use super::report::{ChannelCounts, Ending, Failure, FailureKind};
-use crate::graph::models::ChatMessage;
+use crate::graph::models::{ChatMessage, Page};
 use crate::graph::GraphError;
 use crate::http::Scope;
 use crate::ingest::IngestError;
@@ -186,6 +186,25 @@ impl<'a> ChannelCrawl<'a> {
             .map_err(Stop::Graph)
     }
 
+    /// A page of this channel (delta, list) with the big-body permit it may hold: the
+    /// caller keeps it until the page is processed.
+    async fn get_page(
+        &mut self,
+        url: &str,
+    ) -> Result<(Page<ChatMessage>, Option<tokio::sync::OwnedSemaphorePermit>), Stop> {
+        self.requests += 1;
+        let scope = Scope::Channel {
+            team: &self.place.team,
+            channel: &self.place.channel,
+        };
+        self.crawl
+            .services
+            .graph
+            .get_page(url, scope)
+            .await
+            .map_err(Stop::Graph)
+    }
+
     /// The users map; the first call waits for it (it loads while the first pages are
     /// fetched). `Stopping` when loading failed: the run is aborting.
     async fn directory(&mut self) -> Result<&'a Directory, Stop> {
@@ -227,7 +246,7 @@ impl<'a> ChannelCrawl<'a> {
             inline = Some(root.replies.iter().map(|r| r.id.as_str()).collect());
         }
         while let Some(url) = next {
-            let page: crate::graph::models::Page<ChatMessage> = self.get(&url).await?;
+            let page: Page<ChatMessage> = self.get(&url).await?;
             for reply in &page.value {
                 if !inline
                     .as_ref()

@@ -7,7 +7,6 @@
 use chrono::Utc;
 
 use super::{ChannelCrawl, Pass, Stop};
-use crate::graph::models::{ChatMessage, Page};
 use crate::graph::Links;
 
 impl ChannelCrawl<'_> {
@@ -26,7 +25,7 @@ impl ChannelCrawl<'_> {
         let mut next = Some(first);
         while let Some(url) = next {
             self.check_stop()?;
-            let page: Page<ChatMessage> = self.get(&url).await?;
+            let (page, _big) = self.get_page(&url).await?;
             self.counts.sweep_pages += 1;
             for root in page.value {
                 // Newest first (by creation or by modification): once a root was last
