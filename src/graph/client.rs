@@ -21,8 +21,8 @@ use crate::http::{
     location_host, path_of, read_capped, read_error_body, status_retry, Action, BigBodies,
     BodyError, Counters, Limiter, Policy, Read, Reason, Retry, Scope, Stopped, TransportError,
 };
-use tokio::sync::OwnedSemaphorePermit;
 use crate::shutdown::{Cancelled, Shutdown};
+use tokio::sync::OwnedSemaphorePermit;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GraphError {

@@ -351,17 +351,14 @@ fn systemd_units_have_the_required_keys() {
     assert_eq!(timer["Install"]["WantedBy"], ["timers.target"]);
 }
 
-/// `systemd-analyze verify` on the units, with ExecStart pointed at the built binary; only
-/// where systemd-analyze is installed.
+/// `systemd-analyze verify` on the units, with ExecStart pointed at the built binary.
 #[test]
-fn systemd_units_pass_systemd_analyze_verify_where_available() {
-    let Ok(probe) = std::process::Command::new("systemd-analyze")
+#[ignore = "needs systemd-analyze: `cargo test -- --ignored` where it is installed (.ci/run does)"]
+fn systemd_units_pass_systemd_analyze_verify() {
+    let probe = std::process::Command::new("systemd-analyze")
         .arg("--version")
         .output()
-    else {
-        eprintln!("systemd-analyze not installed; skipped");
-        return;
-    };
+        .expect("systemd-analyze is installed");
     assert!(probe.status.success());
     let src = repo().join("deploy/systemd");
     let tmp = tempfile::tempdir().unwrap();
