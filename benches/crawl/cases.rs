@@ -64,6 +64,14 @@ const RUN_SWEEP_BACKFILL: [Step; 3] = [
     Step::Backfill(BACKFILL_DAYS),
 ];
 
+/// "1 channel", "4 channels".
+fn channels(n: u64) -> String {
+    match n {
+        1 => "1 channel".to_owned(),
+        n => format!("{n} channels"),
+    }
+}
+
 /// "1 page", "8 pages": the pages a channel of `roots` roots takes.
 fn pages(roots: u64) -> String {
     match roots.div_ceil(PAGE).max(1) {
@@ -180,8 +188,8 @@ pub fn all(scale: f64) -> Vec<Case> {
             ..case(
                 "giant",
                 format!(
-                    "giant: {} channels × 1 page of 50 roots × 1 000 replies",
-                    sc(4)
+                    "giant: {} × 1 page of 50 roots × 1 000 replies",
+                    channels(sc(4))
                 ),
                 with(tenant(1, sc(4), 50, 1000), &["--exact-replies"]),
                 &[Step::First],
