@@ -169,24 +169,48 @@ pub struct EmulatorArgs {
     /// Added to every Graph and token request, e.g. 50ms.
     #[arg(long, value_name = "DURATION", default_value = "0ms")]
     pub latency: String,
-    /// Requests/s per tenant on the message routes (Graph: 20); over it: 429 + Retry-After.
+    /// Requests/s per tenant on --tenant-routes (Graph: 20); over it: 429 + Retry-After.
     #[arg(long, value_name = "RPS")]
     pub tenant_rps: Option<f64>,
     /// Tenant bucket size; default: one second's worth.
     #[arg(long, value_name = "N")]
     pub tenant_burst: Option<f64>,
+    /// The routes the tenant limit counts.
+    #[arg(long, value_enum, value_name = "ROUTES", default_value_t = RouteSet::Messages)]
+    pub tenant_routes: RouteSet,
+    /// Requests/s per team, across its channels: every route under /teams/{id} (Graph: 4).
+    #[arg(long, value_name = "RPS")]
+    pub team_rps: Option<f64>,
+    /// Team bucket size; default: one second's worth.
+    #[arg(long, value_name = "N")]
+    pub team_burst: Option<f64>,
     /// Requests/s per channel on the message routes (Graph: 1).
     #[arg(long, value_name = "RPS")]
     pub channel_rps: Option<f64>,
     /// Channel bucket size; default: one second's worth.
     #[arg(long, value_name = "N")]
     pub channel_burst: Option<f64>,
-    /// Requests/s per user (of the access token) on the message routes.
+    /// Requests/s per user (of the access token) on --user-routes.
     #[arg(long, value_name = "RPS")]
     pub user_rps: Option<f64>,
     /// User bucket size; default: one second's worth.
     #[arg(long, value_name = "N")]
     pub user_burst: Option<f64>,
+    /// The routes the user limit counts.
+    #[arg(long, value_enum, value_name = "ROUTES", default_value_t = RouteSet::Messages)]
+    pub user_routes: RouteSet,
+    /// Share of the limits' 429s sent without Retry-After, 0 to 1 (Graph sends some bare).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub omit_retry_after: f64,
+    /// Roots in the first channel of the first team instead of --messages (one long channel).
+    #[arg(long, value_name = "N")]
+    pub long_channel: Option<usize>,
+    /// Every root gets exactly --replies replies (--replies 1000: pages of tens of MB).
+    #[arg(long)]
+    pub exact_replies: bool,
+    /// The sink answers every POST this much later, e.g. 250ms (a busy ingest).
+    #[arg(long, value_name = "DURATION", default_value = "0ms")]
+    pub sink_delay: String,
     /// Do not log a line per batch the sink accepts.
     #[arg(long)]
     pub quiet_batches: bool,
@@ -194,6 +218,19 @@ pub struct EmulatorArgs {
     /// stdout instead of the instructions, for programs such as the benchmark.
     #[arg(long)]
     pub print_json: bool,
+}
+
+/// Which Graph routes an emulator limit counts (`--tenant-routes`, `--user-routes`).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RouteSet {
+    /// Delta, the message list and replies (Graph's "GET channel message").
+    Messages,
+    /// Delta and replies only.
+    DeltaReplies,
+    /// Every Teams GET: joinedTeams, teams, a team, its channels, the message routes.
+    Teams,
+    /// Every Graph route, the directory and /me too.
+    All,
 }
 
 /// `--max-duration`: a humantime duration, more than 0 and at most [`MAX_RUN_DURATION`].

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use graph_emulator::{
-    self as emulator, Emulator, EmulatorOptions, Foreground, Limits, Sink, TenantSpec,
+    self as emulator, Emulator, EmulatorOptions, Foreground, Limits, Routes, Sink, Skew, TenantSpec,
 };
-use teams_connector::cli::EmulatorArgs;
+use teams_connector::cli::{EmulatorArgs, RouteSet};
 use teams_connector::config::{parse_duration, Config};
 use teams_connector::exit::{Code, Fatal, Result};
 use teams_connector::shutdown::Shutdown;
@@ -31,13 +31,15 @@ pub async fn emulator(args: EmulatorArgs, shutdown: Shutdown) -> Result<Code> {
     };
     let latency =
         parse_duration(&args.latency).map_err(|e| Fatal::usage(format!("--latency {e}")))?;
-    let limits = Limits {
-        tenant_rps: positive("--tenant-rps", args.tenant_rps)?,
-        tenant_burst: positive("--tenant-burst", args.tenant_burst)?,
-        channel_rps: positive("--channel-rps", args.channel_rps)?,
-        channel_burst: positive("--channel-burst", args.channel_burst)?,
-        user_rps: positive("--user-rps", args.user_rps)?,
-        user_burst: positive("--user-burst", args.user_burst)?,
+    let sink_delay =
+        parse_duration(&args.sink_delay).map_err(|e| Fatal::usage(format!("--sink-delay {e}")))?;
+    let limits = limits(&args)?;
+    let opts = EmulatorOptions {
+        skew: Skew {
+            long_channel: args.long_channel,
+            exact_replies: args.exact_replies,
+        },
+        ..EmulatorOptions::default()
     };
     // Port 0 picks a free port; the sink then gets its own free port too.
     let sink_port = args.sink_port.unwrap_or(match args.port {
@@ -47,12 +49,13 @@ pub async fn emulator(args: EmulatorArgs, shutdown: Shutdown) -> Result<Code> {
     let port = args.port;
     let foreground = Foreground {
         spec,
-        opts: EmulatorOptions::default(),
+        opts,
         port,
         sink_port,
         ingest_token: args.ingest_token,
         latency,
         limits,
+        sink_delay,
         quiet_batches: args.quiet_batches,
         print_json: args.print_json,
     };
@@ -61,6 +64,38 @@ pub async fn emulator(args: EmulatorArgs, shutdown: Shutdown) -> Result<Code> {
     .await
     .map_err(|e| Fatal::unavailable(format!("cannot serve on 127.0.0.1:{port} / {sink_port}: {e}; pick free ports with --port and --sink-port")))?;
     Ok(Code::Ok)
+}
+
+/// The emulator's limits from its flags.
+fn limits(args: &EmulatorArgs) -> Result<Limits> {
+    let share = args.omit_retry_after;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(Fatal::usage(format!(
+            "--omit-retry-after must be a share from 0 to 1, not {share}"
+        )));
+    }
+    Ok(Limits {
+        tenant_rps: positive("--tenant-rps", args.tenant_rps)?,
+        tenant_burst: positive("--tenant-burst", args.tenant_burst)?,
+        tenant_routes: routes(args.tenant_routes),
+        team_rps: positive("--team-rps", args.team_rps)?,
+        team_burst: positive("--team-burst", args.team_burst)?,
+        channel_rps: positive("--channel-rps", args.channel_rps)?,
+        channel_burst: positive("--channel-burst", args.channel_burst)?,
+        user_rps: positive("--user-rps", args.user_rps)?,
+        user_burst: positive("--user-burst", args.user_burst)?,
+        user_routes: routes(args.user_routes),
+        omit_retry_after: share,
+    })
+}
+
+fn routes(set: RouteSet) -> Routes {
+    match set {
+        RouteSet::Messages => Routes::Messages,
+        RouteSet::DeltaReplies => Routes::DeltaReplies,
+        RouteSet::Teams => Routes::Teams,
+        RouteSet::All => Routes::All,
+    }
 }
 
 /// A rate or burst flag must be a positive number.

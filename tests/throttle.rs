@@ -2,8 +2,12 @@
 //! Graph's body and a decimal `Retry-After`, early retries count as violations per scope,
 //! and `/_emulator/stats` hands the counters to a benchmark in another process. Raw HTTP
 //! calls, so these pin the emulator's accounting independently of the connector's limiter.
+//! [`command`]: the same limits, and the benchmark's other knobs, from the `emulator`
+//! command's flags.
 
 #![allow(clippy::disallowed_methods)] // a raw test client needs no product settings
+
+mod command;
 
 use std::time::Duration;
 
@@ -266,99 +270,4 @@ async fn the_stats_endpoint_returns_the_counters_without_a_token() {
         max_in_window(&arrivals, Duration::from_secs(1), Duration::ZERO),
         3
     );
-}
-
-/// `teams-connector emulator --print-json` with limits, for the benchmark.
-#[tokio::test]
-async fn the_emulator_command_prints_json_and_enforces_its_flags() {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"))
-        .args([
-            "--log-format",
-            "json",
-            "emulator",
-            "--port",
-            "0",
-            "--print-json",
-        ])
-        .args(["--channel-rps", "1", "--latency", "5ms", "--quiet-batches"])
-        .args(["--teams", "1", "--channels", "2", "--messages", "3"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("emulator starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).expect("one JSON line");
-    let http = reqwest::Client::new();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", info["client_id"].as_str().unwrap()),
-        ("refresh_token", info["refresh_token"].as_str().unwrap()),
-    ];
-    let token_url = format!(
-        "{}/{}/oauth2/v2.0/token",
-        info["login_url"].as_str().unwrap(),
-        info["tenant_id"].as_str().unwrap()
-    );
-    let token: Value = http
-        .post(token_url)
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = token["access_token"].as_str().unwrap();
-    let graph = info["graph_url"].as_str().unwrap();
-    let teams = get_json(&http, &format!("{graph}/v1.0/me/joinedTeams"), access).await;
-    let team = teams["value"][0]["id"].as_str().unwrap();
-    let chans = get_json(
-        &http,
-        &format!("{graph}/v1.0/teams/{team}/channels"),
-        access,
-    )
-    .await;
-    let channel = chans["value"][0]["id"].as_str().unwrap();
-    let url = format!("{graph}/v1.0/teams/{team}/channels/{channel}/messages");
-    let mut statuses = Vec::new();
-    for _ in 0..2 {
-        statuses.push(
-            http.get(&url)
-                .bearer_auth(access)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-        );
-    }
-    let stats: Value = http
-        .get(info["stats_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(statuses, [200, 429]);
-    assert_eq!(stats["limited"], 1);
-    assert_eq!(stats["message_requests"], 2);
-}
-
-/// GET with a bearer token, the body as JSON.
-async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
-    http.get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }

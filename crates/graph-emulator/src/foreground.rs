@@ -19,6 +19,8 @@ pub struct Foreground {
     /// Added to every Graph and token request.
     pub latency: Duration,
     pub limits: Limits,
+    /// How long the sink holds back every answer (a busy ingest).
+    pub sink_delay: Duration,
     /// No log line per accepted batch.
     pub quiet_batches: bool,
     /// Print the connection details as one JSON line instead of the human instructions.
@@ -47,6 +49,9 @@ pub async fn run_foreground(
     )
     .await?;
     sink.log_batches(!f.quiet_batches);
+    sink.set_delay(f.sink_delay);
+    // Nobody reads the documents of a foreground sink; a long run must not pile them up.
+    sink.keep_documents(false);
     if f.print_json {
         println!("{}", connection_json(&emulator, &sink, &f.ingest_token));
     } else {
@@ -62,6 +67,7 @@ pub async fn run_foreground(
         requests = stats.requests,
         token_grants = stats.token_grants,
         limited = stats.limited,
+        limited_without_retry_after = stats.limited_without_retry_after,
         violations = stats.violations,
         batches = sink.batches().len(),
         "emulator stopped"

@@ -4,12 +4,14 @@
 //!
 //! Map of the module:
 //! - [`tenant`]/[`directory`]/[`content`]/[`body`]/[`parts`]: the deterministic tenant (users, teams,
-//!   channels, messages) and its ground truth; [`mutate`]: changes between crawls.
+//!   channels, messages) and its ground truth; [`skew`]: shapes a uniform spec cannot give;
+//!   [`mutate`]: changes between crawls.
 //! - [`identity`]: the token endpoint and the issued-token store; [`device`]: the device-code
 //!   flow (`/devicecode` and its polling grant).
 //! - [`graph`]/[`delta`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
 //! - [`server`]: serving, shutdown, the route table, request counting and `/_emulator/stats`;
-//!   [`limits`]: Graph's rate limits on the message routes and the Retry-After accounting;
+//!   [`limits`]: Graph's rate limits (tenant, team, channel, user) and the Retry-After
+//!   accounting;
 //!   [`sink`]: the ingest sink; [`foreground`]: the CLI's `emulator` command.
 //!
 //! All state sits behind one `std::sync::Mutex`: handlers hold it only while computing a
@@ -33,6 +35,7 @@ mod prng;
 mod render;
 mod server;
 mod sink;
+mod skew;
 mod tenant;
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // test clients need no product settings
@@ -49,8 +52,9 @@ pub use device::{DeviceLogin, DeviceOutcome};
 pub use faults::Fault;
 pub use foreground::{run_foreground, Foreground};
 pub use identity::TokenFailure;
-pub use limits::{max_in_window, Limits};
+pub use limits::{max_in_window, Limits, Routes};
 pub use sink::{ReceivedBatch, Sink};
+pub use skew::Skew;
 pub use truth::{Change, Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
 
 /// Shape of the generated tenant. Equal specs give equal tenants (ids, texts, times relative
@@ -101,6 +105,8 @@ pub struct EmulatorOptions {
     pub client_secret_required: bool,
     /// Added to every Graph request (not the identity endpoints), so a run spans time.
     pub latency: Duration,
+    /// How the generated tenant departs from its spec's uniform shape.
+    pub skew: Skew,
 }
 
 impl Default for EmulatorOptions {
@@ -111,6 +117,7 @@ impl Default for EmulatorOptions {
             reply_bumps_root: true,
             client_secret_required: false,
             latency: Duration::ZERO,
+            skew: Skew::default(),
         }
     }
 }
@@ -140,38 +147,49 @@ pub struct EmulatorStats {
     pub throttled: u64,
     /// Requests of the message routes (delta, messages, replies), whatever the answer.
     pub message_requests: u64,
-    /// Message-route requests answered 429 by the limits of [`Emulator::set_limits`].
+    /// Graph requests answered 429 by the limits of [`Emulator::set_limits`].
     pub limited: u64,
-    /// The same 429s by the scope that ran dry ("tenant", "channel", "user"; a request can
-    /// count under more than one).
+    /// The same 429s by the scope that ran dry ("tenant", "team", "channel", "user"; a
+    /// request can count under more than one) and by route.
     pub limited_by_scope: BTreeMap<String, u64>,
-    /// Requests that arrived before the Retry-After advertised for their scope had ended
-    /// (each counted once however many scopes it violated).
+    pub limited_by_route: BTreeMap<String, u64>,
+    /// Those of the 429s sent without `Retry-After` (see [`Limits::omit_retry_after`]).
+    pub limited_without_retry_after: u64,
+    /// Requests that arrived before the wait decided for their scope had ended (each
+    /// counted once however many scopes it violated): the advertised `Retry-After`, or the
+    /// bucket's refill after a 429 that carried none.
     pub violations: u64,
     pub violations_by_scope: BTreeMap<String, u64>,
+    /// Those of the violations that no `Retry-After` had warned about.
+    pub violations_without_retry_after: u64,
+    /// Requests admitted by the busiest instance of each scope ("tenant", "team",
+    /// "channel", "user"), limited or not: divided by the scope's rate, a benchmark's
+    /// minimum time. Counted while any limit is set.
+    pub busiest_by_scope: BTreeMap<String, u64>,
+    /// The limits in force.
+    pub limits: Limits,
     /// Delta rounds that opened with an empty page and a nextLink: requests no client can
     /// save, for a benchmark's minimum.
     pub delta_empty_openers: u64,
 }
 
 impl EmulatorStats {
-    fn record(&mut self, v: &limits::Verdict) {
+    fn record(&mut self, route: &str, v: &limits::Verdict) {
+        let bump =
+            |m: &mut BTreeMap<String, u64>, k: &str| *m.entry(k.to_owned()).or_default() += 1;
         if !v.violated.is_empty() {
             self.violations += 1;
+            self.violations_without_retry_after += u64::from(v.violated_unsaid);
         }
         for kind in &v.violated {
-            *self
-                .violations_by_scope
-                .entry(kind.name().to_owned())
-                .or_default() += 1;
+            bump(&mut self.violations_by_scope, kind.name());
         }
-        if let Some((_, dry)) = &v.rejected {
+        if let Some(r) = &v.rejected {
             self.limited += 1;
-            for kind in dry {
-                *self
-                    .limited_by_scope
-                    .entry(kind.name().to_owned())
-                    .or_default() += 1;
+            self.limited_without_retry_after += u64::from(!r.retry_after);
+            bump(&mut self.limited_by_route, route);
+            for kind in &r.scopes {
+                bump(&mut self.limited_by_scope, kind.name());
             }
         }
     }
@@ -232,9 +250,22 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn stats(&self) -> EmulatorStats {
-        let mut s = self.lock().stats.clone();
+        let w = self.lock();
+        let mut s = w.stats.clone();
+        s.busiest_by_scope = w.limiter.busiest();
+        s.limits = w.limiter.limits().clone();
         s.delta_empty_openers = self.delta_empty_openers.load(Ordering::Relaxed);
         s
+    }
+
+    /// Starts every counter over (stats, arrivals, the limiter's admitted counts); the
+    /// buckets and the waits already decided stay, so a next run is judged by them.
+    pub(crate) fn reset_stats(&self) {
+        let mut w = self.lock();
+        w.stats = EmulatorStats::default();
+        w.arrivals.clear();
+        w.limiter.reset_counts();
+        self.delta_empty_openers.store(0, Ordering::Relaxed);
     }
 }
 
@@ -275,7 +306,7 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let now = chrono::Utc::now().timestamp_millis();
-        let tenant = tenant::Tenant::generate(&spec, now);
+        let tenant = tenant::Tenant::generate(&spec, &opts.skew, now);
         let auth = identity::TokenStore::new(prng::Rng::new(spec.seed).fork("tokens"));
         let shared = Arc::new(Shared {
             world: Mutex::new(World {
@@ -385,6 +416,12 @@ impl Emulator {
         self.shared.stats()
     }
 
+    /// Starts the counters over (also `POST /_emulator/stats/reset`), e.g. between two runs
+    /// a benchmark measures apart; the limits' buckets keep their state.
+    pub fn reset_stats(&self) {
+        self.shared.reset_stats();
+    }
+
     /// Every text marker, mail and UPN of the tenant and every token issued so far.
     pub fn sensitive_strings(&self) -> Vec<String> {
         let w = self.shared.lock();
@@ -426,10 +463,10 @@ impl Emulator {
             .store(d.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// Enforces Graph's rate limits on the message routes (delta, messages, replies) from now
-    /// on, with full buckets; `Limits::default()` lifts them. Over a limit the answer is 429
-    /// with `throttled-429-response.json` and `Retry-After` (decimal seconds) = when the
-    /// scope that ran dry has a token again.
+    /// Enforces rate limits from now on, with full buckets; `Limits::default()` lifts them.
+    /// Over a limit the answer is 429 with `throttled-429-response.json` and `Retry-After`
+    /// (decimal seconds) = when the scope that ran dry has a token again, or no
+    /// `Retry-After` for the share [`Limits::omit_retry_after`] asks.
     pub fn set_limits(&self, limits: Limits) {
         self.shared.lock().limiter.set(limits);
     }

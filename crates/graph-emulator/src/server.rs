@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by the emulator and the sink: serving a router until a guard is
-//! stopped or dropped, the emulator's route table, the per-route request counters and
-//! `GET /_emulator/stats` (the counters as JSON, for a benchmark in another process).
+//! stopped or dropped, the emulator's route table, the per-route request counters,
+//! `GET /_emulator/stats` (the counters as JSON, for a benchmark in another process) and
+//! `POST /_emulator/stats/reset` (between two runs the benchmark measures apart).
 
 use std::sync::Arc;
 
@@ -81,6 +82,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         ));
     Router::new()
         .route("/_emulator/stats", get(stats))
+        .route("/_emulator/stats/reset", post(reset_stats))
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/{tenant}/oauth2/v2.0/devicecode", post(device::devicecode))
         .merge(graph)
@@ -142,8 +144,14 @@ async fn stats(State(app): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Respons
     Json(v).into_response()
 }
 
+/// `POST /_emulator/stats/reset`: starts the counters over (see `Emulator::reset_stats`).
+async fn reset_stats(State(app): State<Arc<Shared>>) -> axum::http::StatusCode {
+    app.reset_stats();
+    axum::http::StatusCode::NO_CONTENT
+}
+
 fn classify(path: &str) -> Option<&'static str> {
-    if path == "/_emulator/stats" {
+    if path.starts_with("/_emulator/") {
         return Some("stats");
     }
     if path.ends_with("/oauth2/v2.0/token") {

@@ -2,10 +2,12 @@
 //!
 //! It validates what a connector sends (content type, bearer token, document shape), records
 //! every POST (accepted or not) in arrival order, and can be told to fail so tests can drive
-//! the connector's retry and permanent-failure paths.
+//! the connector's retry and permanent-failure paths, or to answer slowly (a busy ingest,
+//! for the connector's backpressure).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -37,6 +39,11 @@ struct SinkState {
     requests: u64,
     /// Log a line per accepted batch (the foreground `emulator` command).
     log: bool,
+    /// How long every POST waits before it is answered.
+    delay: Duration,
+    /// Forget the documents of each batch once judged: a long benchmark's sink would
+    /// otherwise hold every document it was sent.
+    drop_documents: bool,
 }
 
 /// A running ingest sink; clones share the server, which stops on [`Sink::shutdown`] or when
@@ -111,6 +118,18 @@ impl Sink {
         self.lock().log = on;
     }
 
+    /// Answers every POST this much later (an ingest under load); POSTs are delayed side
+    /// by side, not one after the other.
+    pub fn set_delay(&self, delay: Duration) {
+        self.lock().delay = delay;
+    }
+
+    /// With `false`, batches are recorded without their documents ([`Sink::documents`]
+    /// stays empty): for long runs where only the counts matter.
+    pub fn keep_documents(&self, keep: bool) {
+        self.lock().drop_documents = !keep;
+    }
+
     fn lock(&self) -> MutexGuard<'_, SinkState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -121,15 +140,24 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let (response, delay) = record(&state, &headers, &body);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+/// Judges and records one POST; the answer and how long to hold it back.
+fn record(state: &Mutex<SinkState>, headers: &HeaderMap, body: &Bytes) -> (Response, Duration) {
     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
     s.requests += 1;
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let documents = parsed
         .as_ref()
         .and_then(|v| v["documents"].as_array())
         .cloned()
         .unwrap_or_default();
-    let verdict = judge(&mut s, &headers, parsed.as_ref());
+    let verdict = judge(&mut s, headers, parsed.as_ref());
     let status = verdict
         .as_ref()
         .map_or_else(|(code, _)| *code, |_| StatusCode::OK);
@@ -147,19 +175,25 @@ async fn receive(
         );
     }
     let accepted = documents.len();
+    let documents = if s.drop_documents {
+        Vec::new()
+    } else {
+        documents
+    };
     s.batches.push(ReceivedBatch {
         idempotency_key: key,
         status: status.as_u16(),
         documents,
     });
-    match verdict {
+    let response = match verdict {
         Ok(()) => Json(json!({"accepted": accepted})).into_response(),
         Err((code, message)) => (
             code,
             Json(json!({"error": code.canonical_reason().unwrap_or("error"), "message": message})),
         )
             .into_response(),
-    }
+    };
+    (response, s.delay)
 }
 
 /// Auth first, then injected failures, then the payload itself.

@@ -15,7 +15,7 @@ use crate::content::{marker_for, Content, Gen, Kind, Markers, Place};
 use crate::directory::{self, People};
 use crate::prng::Rng;
 use crate::truth::{Expected, SkipKind, TruthMessage};
-use crate::TenantSpec;
+use crate::{Skew, TenantSpec};
 
 #[rustfmt::skip]
 const ORGS: &[&str] = &[
@@ -123,7 +123,7 @@ pub(crate) struct Tenant {
 }
 
 impl Tenant {
-    pub(crate) fn generate(spec: &TenantSpec, now: i64) -> Tenant {
+    pub(crate) fn generate(spec: &TenantSpec, skew: &Skew, now: i64) -> Tenant {
         let root = Rng::new(spec.seed);
         let mut r = root.fork("tenant");
         let org = *r.pick(ORGS);
@@ -149,7 +149,7 @@ impl Tenant {
             rng: root.fork("mutations"),
         };
         for ti in 0..spec.teams {
-            let team = t.team(spec, ti, now, &mut root.fork(&format!("team{ti}")));
+            let team = t.team(spec, skew, ti, now, &mut root.fork(&format!("team{ti}")));
             t.teams.push(team);
         }
         if spec.teams > 0 {
@@ -160,7 +160,7 @@ impl Tenant {
         t
     }
 
-    fn team(&mut self, spec: &TenantSpec, ti: usize, now: i64, r: &mut Rng) -> Team {
+    fn team(&mut self, spec: &TenantSpec, skew: &Skew, ti: usize, now: i64, r: &mut Rng) -> Team {
         let span = (i64::from(spec.history_days) * 86_400_000).max(120_000);
         let mut team = Team {
             id: r.guid(),
@@ -190,7 +190,7 @@ impl Tenant {
         }
         for ci in 0..team.channels.len() {
             let mut cr = r.fork(&format!("channel{ci}"));
-            let roots = self.messages(spec, now, span, &mut cr);
+            let roots = self.messages(spec, skew, (ti, ci), now, span, &mut cr);
             let ch = &mut team.channels[ci];
             ch.seq = roots.len() as u64;
             ch.roots = roots;
@@ -219,12 +219,21 @@ impl Tenant {
         }
     }
 
-    fn messages(&mut self, spec: &TenantSpec, now: i64, span: i64, r: &mut Rng) -> Vec<Message> {
-        let mut roots = Vec::with_capacity(spec.messages_per_channel);
-        for _ in 0..spec.messages_per_channel {
+    fn messages(
+        &mut self,
+        spec: &TenantSpec,
+        skew: &Skew,
+        (ti, ci): (usize, usize),
+        now: i64,
+        span: i64,
+        r: &mut Rng,
+    ) -> Vec<Message> {
+        let count = skew.roots_of(spec, ti, ci);
+        let mut roots = Vec::with_capacity(count);
+        for _ in 0..count {
             let created = self.alloc_id(now - span + r.below((span - 60_000) as u64) as i64);
             let mut root = self.generated(r, created, None, now);
-            let n = r.index(spec.max_replies + 1);
+            let n = skew.replies_of(spec, r);
             let mut times: Vec<i64> = (0..n)
                 .map(|_| {
                     created

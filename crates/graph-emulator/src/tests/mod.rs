@@ -11,7 +11,9 @@ use super::*;
 mod directory;
 mod faults;
 mod identity;
+mod limits;
 mod messages;
+mod shapes;
 mod sink;
 
 pub(super) fn local() -> SocketAddr {

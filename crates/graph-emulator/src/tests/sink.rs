@@ -52,3 +52,27 @@ async fn sink_validates_records_and_fails_on_request() {
     assert_eq!(sink.requests(), 8);
     sink.shutdown();
 }
+
+#[tokio::test]
+async fn a_slow_sink_answers_each_post_late_and_side_by_side() {
+    let sink = Sink::start(None, local()).await.unwrap();
+    let delay = std::time::Duration::from_millis(250);
+    sink.set_delay(delay);
+    sink.keep_documents(false);
+    let http = reqwest::Client::new();
+    let body = json!({"documents": [{"id": "b", "op": "delete"}]});
+    let post = || http.post(sink.url()).json(&body).send();
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(post(), post());
+    let took = started.elapsed();
+    let statuses = [a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
+    assert_eq!(statuses, [200, 200]);
+    assert!(took >= delay, "answered after {took:?}");
+    assert!(
+        took < 2 * delay,
+        "two POSTs waited one after the other: {took:?}"
+    );
+    assert_eq!(sink.batches().len(), 2);
+    assert!(sink.documents().is_empty(), "documents are not kept");
+    sink.shutdown();
+}
