@@ -52,6 +52,8 @@ const CHANNEL_MARGIN: f64 = 0.97;
 const TOGETHER: Duration = Duration::from_secs(2);
 /// A team that answered this recently was busy: a 429 elsewhere spared it.
 const BUSY: Duration = Duration::from_secs(1);
+/// Only a 429 with another one this recent in the same scope cuts a rate.
+const REPEATED: Duration = Duration::from_secs(5);
 /// How long a team's accepted answers are remembered.
 const TEAM_HISTORY: Duration = Duration::from_secs(5);
 
@@ -285,15 +287,18 @@ impl State {
         while self
             .recent
             .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > TOGETHER)
+            .is_some_and(|(t, _)| now.duration_since(*t) > REPEATED)
         {
             self.recent.pop_front();
         }
+        let together = |t: &Instant| now.duration_since(*t) <= TOGETHER;
         self.team_seen.retain(|_, seen| {
             seen.back()
                 .is_some_and(|t| now.duration_since(*t) < TEAM_HISTORY)
         });
-        let other_team_429 = self.recent.iter().any(|(_, t)| t != team);
+        let other_team_429 = self.recent.iter().any(|(at, t)| t != team && together(at));
+        let earlier_of_team = self.recent.iter().any(|(_, t)| t == team);
+        let earlier = !self.recent.is_empty();
         let other_team_busy = self.team_seen.iter().any(|(t, seen)| {
             t != team
                 && seen
@@ -304,6 +309,11 @@ impl State {
         let team_limit =
             !other_team_429 && (other_team_busy || self.team_pacers.contains_key(team));
         if !team_limit {
+            // A lone 429 is arrival jitter or a limit we cannot place: its fence is enough.
+            // One cut per burst of them.
+            if !earlier || self.messages.cut_within(now, Duration::from_secs(1)) {
+                return self.messages.rate;
+            }
             // A limit wider than a team: team pacers set in the same breath were guesses.
             self.team_pacers.retain(|_, p| !p.cut_within(now, TOGETHER));
             let rate = self.messages.cut(now);
@@ -312,6 +322,10 @@ impl State {
                 "Graph throttles the tenant below [limits] requests_per_second; pacing at what it accepts."
             );
             return rate;
+        }
+        if !earlier_of_team {
+            let paced = self.team_pacers.get(team).map(|p| p.rate);
+            return paced.unwrap_or(self.messages.rate);
         }
         let ceiling = self.messages.rate;
         let first = self.messages.first_answer().unwrap_or(now);

@@ -121,6 +121,7 @@ async fn a_429_of_one_team_while_another_is_busy_paces_only_that_team() {
     let l = Limiter::new(20.0, 1.0, 10);
     accepted(&l, &["t1", "t2"], 4, 6).await;
     l.throttled(channel("t1", "a"), Some(Duration::from_millis(250)));
+    l.throttled(channel("t1", "b"), Some(Duration::from_millis(250)));
     let state = l.state();
     assert_eq!(
         state.messages.rate,
@@ -136,6 +137,7 @@ async fn a_team_pacer_spaces_that_teams_channels() {
     let l = Arc::new(Limiter::new(20.0, 1.0, 10));
     accepted(&l, &["t1", "t2"], 4, 6).await;
     l.throttled(channel("t1", "a"), Some(Duration::from_millis(10)));
+    l.throttled(channel("t1", "b"), Some(Duration::from_millis(10)));
     tokio::time::advance(Duration::from_millis(10)).await;
     let d = departures(&l, "t1", 5).await;
     let gaps: Vec<Duration> = d.windows(2).map(|w| w[1] - w[0]).collect();
@@ -154,4 +156,17 @@ async fn even_a_channel_sent_faster_than_graph_allows_fences_the_tenant() {
     let start = Instant::now();
     drop(l.acquire(channel("t", "other")).await);
     assert!(Instant::now() - start >= Duration::from_millis(4999));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lone_429_fences_but_cuts_no_rate() {
+    let l = Limiter::new(20.0, 1.0, 10);
+    accepted(&l, &["t1", "t2"], 2, 6).await;
+    l.throttled(channel("t1", "a"), Some(Duration::from_millis(100)));
+    assert_eq!(l.message_rate(), 20.0 * TENANT_MARGIN);
+    assert!(l.state().team_pacers.is_empty());
+    // Another one within seconds is no longer jitter.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    l.throttled(channel("t2", "b"), Some(Duration::from_millis(100)));
+    assert!(l.message_rate() < 5.0, "{}", l.message_rate());
 }
