@@ -301,7 +301,12 @@ async fn kill_9_at_random_moments_loses_nothing() {
         0,
         "a kill never leaves only a spent token"
     );
-    assert!(dup * 50 <= seen.len(), "more than 2 % duplicates");
+    // A kill resends at most the batch it interrupted: one the ingest took but whose ack
+    // (or the resume point after it) never made it to disk. The harness posts 10 a batch.
+    assert!(
+        dup <= killed_at.len() * 10,
+        "{dup} duplicates: more than one batch per kill"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

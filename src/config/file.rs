@@ -94,7 +94,7 @@ impl Default for LimitsFile {
             concurrency: 8,
             max_retries: 8,
             request_timeout: "60s".into(),
-            max_response_size: ByteSize(64_000_000),
+            max_response_size: ByteSize(128_000_000),
         }
     }
 }

@@ -139,7 +139,7 @@ fn limits(l: super::file::LimitsFile) -> Result<Limits> {
     let size = l.max_response_size;
     if size < MIN_RESPONSE || size > MAX_RESPONSE {
         return Err(Fatal::config(format!(
-            "[limits] max_response_size = \"{size}\" is out of range; use {MIN_RESPONSE} to {MAX_RESPONSE} (64MB is the default)"
+            "[limits] max_response_size = \"{size}\" is out of range; use {MIN_RESPONSE} to {MAX_RESPONSE} (128MB is the default)"
         )));
     }
     Ok(Limits {

@@ -30,6 +30,10 @@ pub struct Read {
 
 /// The whole body, if it stays within `cap` bytes after decompression. Past
 /// [`BIG_BODY`] the read waits for a permit of `big` (when given) before it goes on.
+///
+/// Chunks are kept as they come and joined once at the end (exactly sized), instead of
+/// growing one buffer by doubling: a body near the cap then costs about twice its size at
+/// the join, never the sum of every doubling an allocator has not given back yet.
 pub async fn read_capped(
     resp: &mut reqwest::Response,
     cap: u64,
@@ -38,28 +42,31 @@ pub async fn read_capped(
     if resp.content_length().is_some_and(|n| n > cap) {
         return Err(BodyError::TooLarge);
     }
-    let hint = resp.content_length().unwrap_or(0).min(cap).min(1 << 20) as usize;
-    let mut out = Read {
-        bytes: Vec::with_capacity(hint),
-        big: None,
-    };
+    let mut chunks = Vec::new();
+    let mut len = 0usize;
+    let mut permit = None;
     while let Some(chunk) = resp
         .chunk()
         .await
         .map_err(|e| BodyError::Transport(TransportError::new(&e)))?
     {
-        if (out.bytes.len() + chunk.len()) as u64 > cap {
+        len += chunk.len();
+        if len as u64 > cap {
             return Err(BodyError::TooLarge);
         }
-        if let (Some(big), None) = (big, &out.big) {
-            if out.bytes.len() + chunk.len() > BIG_BODY {
-                let permit = big.clone().acquire_owned().await;
-                out.big = Some(permit.expect("the big-body semaphore is never closed"));
+        if let (Some(big), None) = (big, &permit) {
+            if len > BIG_BODY {
+                let p = big.clone().acquire_owned().await;
+                permit = Some(p.expect("the big-body semaphore is never closed"));
             }
         }
-        out.bytes.extend_from_slice(&chunk);
+        chunks.push(chunk);
     }
-    Ok(out)
+    let mut bytes = Vec::with_capacity(len);
+    for chunk in chunks {
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Read { bytes, big: permit })
 }
 
 /// At most the first few KB of an error body; the rest is dropped unread (the connection
