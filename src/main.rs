@@ -3,11 +3,6 @@
 
 mod demo;
 
-/// mimalloc: the crawl allocates and frees a string per field of every message; glibc's
-/// allocator spent about a sixth of the CPU on that (perf, 200-channel tenant).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 
 use clap::Parser;
