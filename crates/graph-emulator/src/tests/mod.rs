@@ -12,6 +12,7 @@ mod directory;
 mod faults;
 mod identity;
 mod messages;
+mod reach;
 mod sink;
 
 pub(super) fn local() -> SocketAddr {
