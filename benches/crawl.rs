@@ -49,11 +49,11 @@ impl Shape {
     }
 
     /// The fewest requests a first full crawl needs: a token, one users page, joinedTeams,
-    /// a channel list per team, and per channel ceil(roots/50) delta pages (the last one
+    /// associatedTeams, a channel list per team, and per channel ceil(roots/50) delta pages (the last one
     /// carries the deltaLink; an empty channel still needs one), plus the empty opening pages
     /// the emulator adds to some rounds.
     fn min_requests(&self, empty_openers: u64) -> u64 {
-        let discovery = 1 + self.users.div_ceil(999).max(1) + 1 + self.teams;
+        let discovery = 1 + self.users.div_ceil(999).max(1) + 2 + self.teams;
         discovery + self.channels_total() * self.roots.div_ceil(PAGE).max(1) + empty_openers
     }
 }
