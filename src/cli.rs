@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::parse_duration;
+use crate::config::{parse_duration, PersonEntry};
 use crate::sync::Shard;
 
 /// The longest `--max-duration`: a run is scheduled at least yearly, and nothing longer
@@ -74,8 +74,10 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Online checks: config, state dir, token, scopes, Graph, ingest; says what to fix.
+    /// Online checks: config, state dir, token, scopes, Graph, scope, opt-outs, ingest; says what to fix.
     Doctor,
+    /// Erasure after an objection: delete every document one person wrote (resumable).
+    Forget(ForgetArgs),
     /// Serve a generated tenant (Graph + identity) and an ingest sink in the foreground.
     Emulator(EmulatorArgs),
     /// The whole pipeline against an in-process emulator and sink: no tenant, no config.
@@ -120,6 +122,25 @@ pub struct BackfillArgs {
     pub restart: bool,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The person: mail, UPN or Entra object id (the id works after they left).
+    #[arg(long, value_name = "MAIL_OR_ID", value_parser = person)]
+    pub person: PersonEntry,
+    /// Only documents created from this day (2024-01-31, midnight UTC) or instant on.
+    #[arg(long, value_parser = date)]
+    pub since: Option<DateTime<Utc>>,
+    /// Count what would be deleted; send nothing, store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Abandon a stored, unfinished erasure of another person or range.
+    #[arg(long)]
+    pub restart: bool,
+    /// Stop starting new pages after this long (e.g. 45m), keep progress, exit 75.
+    #[arg(long, value_name = "DURATION", value_parser = max_duration)]
+    pub max_duration: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +261,15 @@ fn max_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} is out of range; use 1ms to 366d, e.g. 45m"));
     }
     Ok(d)
+}
+
+/// `--person`: a mail, UPN or object id. The value is not repeated in the error: it names
+/// a person.
+fn person(s: &str) -> Result<PersonEntry, String> {
+    PersonEntry::parse(s).ok_or_else(|| {
+        "not a mail, UPN or object id (a GUID such as 48d31887-5fad-4d73-a9f5-3c356e68a038)"
+            .to_string()
+    })
 }
 
 /// `--since` / `--until`: `2024-01-31` (midnight UTC) or RFC 3339.

@@ -3,7 +3,9 @@
 
 mod admin;
 mod doctor;
+mod forget;
 mod login;
+mod status;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
         Command::Config {
             command: ConfigCommand::Check,
         } => admin::config_check(&cli.config),
-        Command::Status { json } => admin::status(&Config::load(&cli.config)?, json),
+        Command::Status { json } => status::status(&Config::load(&cli.config)?, json),
         Command::Reset(args) => admin::reset(&Config::load(&cli.config)?, &args),
         Command::Logout => admin::logout(&Config::load(&cli.config)?),
         // Served by the binary (`src/demo.rs`): the library does not link the emulator.
@@ -33,6 +35,7 @@ pub async fn dispatch(cli: Cli, shutdown: Shutdown) -> Result<Code> {
         Command::Backfill(args) => backfill(&cli.config, &args, shutdown).await,
         Command::Login => login::login(&Config::load(&cli.config)?, shutdown).await,
         Command::Doctor => doctor::doctor(&cli.config, shutdown).await,
+        Command::Forget(args) => forget::forget(&cli.config, &args, shutdown).await,
     }
 }
 
@@ -43,6 +46,7 @@ pub fn run_options(args: &RunArgs) -> RunOptions {
         shard: args.shard,
         max_duration: args.max_duration,
         mode: Mode::Incremental,
+        person: None,
     }
 }
 

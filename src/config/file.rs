@@ -20,6 +20,7 @@ pub struct File {
     pub limits: LimitsFile,
     pub ingest: IngestFile,
     pub state: StateFile,
+    pub privacy: PrivacyFile,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -56,6 +57,11 @@ pub struct CrawlFile {
     pub reply_sweep_every: HumanDuration,
     pub keep_mention_names: bool,
     pub include_card_text: bool,
+    /// Channel ids or `"Team/Channel"` patterns with `*`: never requested.
+    pub exclude_channels: Vec<String>,
+    /// Crawl shared channels whose host team is in another tenant (the directory cannot
+    /// map their people, so they are reported and skipped by default).
+    pub include_cross_tenant_channels: bool,
 }
 
 impl Default for CrawlFile {
@@ -70,6 +76,8 @@ impl Default for CrawlFile {
             reply_sweep_every: "0s".into(),
             keep_mention_names: false,
             include_card_text: false,
+            exclude_channels: Vec::new(),
+            include_cross_tenant_channels: false,
         }
     }
 }
@@ -135,6 +143,17 @@ impl Default for StateFile {
             dir: PathBuf::from("/var/lib/teams-connector"),
         }
     }
+}
+
+/// `[privacy]`: people who must never be mined. The entries are personal data: `config
+/// check` shows how many there are, never which.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyFile {
+    /// Mails, UPNs or object ids.
+    pub exclude_people: Vec<String>,
+    /// One entry per line, `#` comments; read again by every run.
+    pub exclude_people_file: Option<PathBuf>,
 }
 
 #[cfg(test)]

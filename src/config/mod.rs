@@ -10,6 +10,8 @@
 mod env;
 mod file;
 mod net;
+mod patterns;
+mod privacy;
 mod types;
 mod validate;
 
@@ -23,8 +25,12 @@ use crate::exit::{Fatal, Result};
 use crate::secret::{redact_url, Secret};
 
 pub use env::Secrets;
-pub use file::{AuthFile, CrawlFile, File, IngestFile, LimitsFile, MicrosoftFile, StateFile};
+pub use file::{
+    AuthFile, CrawlFile, File, IngestFile, LimitsFile, MicrosoftFile, PrivacyFile, StateFile,
+};
 pub use net::{is_loopback, CaFile};
+pub use patterns::{ChannelName, ChannelPattern};
+pub use privacy::{is_guid, PersonEntry, Privacy};
 pub use types::{ago, parse_duration, ByteSize, Cloud, Flow, HumanDuration};
 
 /// The least-privilege delegated scopes the crawl needs (README, "Permissions").
@@ -48,6 +54,16 @@ pub struct Crawl {
     pub reply_sweep_every: Duration,
     pub keep_mention_names: bool,
     pub include_card_text: bool,
+    /// `exclude_channels`, parsed: these channels get no request.
+    pub exclude_channels: Vec<ChannelPattern>,
+    pub include_cross_tenant_channels: bool,
+}
+
+impl Crawl {
+    /// The first `exclude_channels` entry that matches `c`, if any.
+    pub fn excluded_by(&self, c: &ChannelName) -> Option<&ChannelPattern> {
+        self.exclude_channels.iter().find(|p| p.matches(c))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +105,8 @@ pub struct Config {
     pub ingest: Ingest,
     pub state_dir: PathBuf,
     pub secrets: Secrets,
+    /// `[privacy]`: the opt-out list, read again by every run.
+    pub privacy: Privacy,
     /// The file as validated, with the effective URLs and scopes filled in.
     effective: File,
 }
@@ -143,8 +161,14 @@ impl Config {
         m.graph_url = Some(redact_url(&self.graph_url));
         m.login_url = Some(redact_url(&self.login_url));
         view.ingest.url = Some(redact_url(&self.ingest.url));
+        // The opt-out entries name people: only their number is shown.
+        view.privacy.exclude_people = Vec::new();
         let mut out = toml::to_string(&view)
             .unwrap_or_else(|e| format!("# the effective config cannot be shown: {e}\n"));
+        out.push_str(&format!(
+            "# [privacy] exclude_people: {} entries (not shown)\n",
+            self.privacy.inline_count()
+        ));
         out.push_str("\n# secrets (from the environment)\n");
         for (var, set) in self.secrets.presence() {
             let shown = if set { "set" } else { "not set" };

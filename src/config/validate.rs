@@ -7,6 +7,8 @@ use std::time::Duration;
 use super::env::Secrets;
 use super::file::File;
 use super::net::{http_url, CaFile};
+use super::patterns::ChannelPattern;
+use super::privacy::Privacy;
 use super::types::{ByteSize, Cloud, Flow, HumanDuration};
 use super::{Config, Crawl, Ingest, Limits, DEFAULT_SCOPES};
 use crate::exit::{Fatal, Result};
@@ -74,7 +76,18 @@ pub fn validate(file: File, secrets: Secrets) -> Result<Config> {
         include_replies: c.include_replies,
         keep_mention_names: c.keep_mention_names,
         include_card_text: c.include_card_text,
+        exclude_channels: c
+            .exclude_channels
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ChannelPattern::parse(p, i + 1))
+            .collect::<Result<_>>()?,
+        include_cross_tenant_channels: c.include_cross_tenant_channels,
     };
+    let privacy = Privacy::new(
+        &file.privacy.exclude_people,
+        file.privacy.exclude_people_file.clone(),
+    )?;
     let limits = limits(file.limits)?;
     let i = file.ingest;
     let url = required(
@@ -120,6 +133,7 @@ pub fn validate(file: File, secrets: Secrets) -> Result<Config> {
         ingest,
         state_dir: file.state.dir,
         secrets,
+        privacy,
         effective,
     })
 }

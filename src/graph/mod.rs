@@ -36,11 +36,21 @@ impl Endpoints {
         url.into()
     }
 
-    pub fn users(&self) -> String {
-        self.url(
-            "users",
-            &[("$select", "id,mail,userPrincipalName"), ("$top", "999")],
-        )
+    /// The users list. With opt-outs configured, `displayName` (their names leave the
+    /// text) and `proxyAddresses` (former mails; null under `User.ReadBasic.All`) too.
+    pub fn users(&self, opt_outs: bool) -> String {
+        let select = if opt_outs {
+            "id,mail,userPrincipalName,displayName,proxyAddresses"
+        } else {
+            "id,mail,userPrincipalName"
+        };
+        self.url("users", &[("$select", select), ("$top", "999")])
+    }
+
+    /// The teams the signed-in user is associated with: joined ones and the hosts of the
+    /// shared channels it is a member of.
+    pub fn associated_teams(&self) -> String {
+        self.url("me/teamwork/associatedTeams", &[])
     }
 
     pub fn me(&self) -> String {

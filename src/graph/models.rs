@@ -22,6 +22,16 @@ pub struct Page<T> {
 pub struct User {
     pub id: String,
     pub mail: Option<String>,
+    pub user_principal_name: Option<String>,
+    /// Selected only while opt-outs are configured (their names leave the text).
+    pub display_name: Option<String>,
+    /// `SMTP:primary`, `smtp:former`: read only with `User.Read.All` (null otherwise).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub proxy_addresses: Vec<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -31,6 +41,9 @@ pub struct Team {
     pub display_name: Option<String>,
     pub visibility: Option<String>,
     pub is_archived: Option<bool>,
+    /// The host's tenant (`joinedTeams`, `associatedTeams`): another one for a shared
+    /// channel shared across organisations.
+    pub tenant_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -105,7 +118,25 @@ pub struct Body {
 
 #[derive(Debug, Deserialize)]
 pub struct Mention {
+    /// What `<at id="…">` in the body refers to (a number in Graph's answers).
+    pub id: Option<serde_json::Value>,
     pub mentioned: Option<Mentioned>,
+}
+
+impl Mention {
+    /// The `<at id>` this mention is written as, as text.
+    pub fn tag_id(&self) -> Option<String> {
+        match self.id.as_ref()? {
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// The mentioned person's object id (not a channel, team, tag or app).
+    pub fn user_id(&self) -> Option<&str> {
+        self.mentioned.as_ref()?.user.as_ref()?.id.as_deref()
+    }
 }
 
 #[derive(Debug, Deserialize)]

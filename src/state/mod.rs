@@ -1,7 +1,9 @@
 //! The state dir: the only thing the connector keeps between runs.
 //!
 //! Per DESIGN.md it holds cursors and sync times per channel, backfill progress, the newest
-//! refresh token and the last run summary — never message text, mails or names. The
+//! refresh token and the last run summary (with its scope: ids, kinds, states), and an
+//! unfinished `forget`'s progress ([`forget`]: a salted digest, never the person) — never
+//! message text, mails or names, nor anything of the opt-out list. The
 //! refresh token has its own file ([`token`], `state.dir/refresh-token`), written
 //! atomically, because it is the one thing that cannot be rebuilt; everything else is a
 //! sled database under `state.dir/db`, whose types stay inside this module. Every write
@@ -16,6 +18,7 @@
 //! With `TEAMS_CONNECTOR_STATE_KEY` the refresh token is stored sealed ([`sealed`]); a
 //! token that does not open is exit 77 with the reason, never a silent new sign-in.
 
+mod forget;
 mod lock;
 mod recover;
 mod refresh;
@@ -29,6 +32,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::exit::{Fatal, Result};
 
+pub use forget::{ForgetJob, ForgetProgress};
 pub use lock::Lock;
 pub use refresh::{StoredToken, TokenInfo};
 pub use sealed::StateKey;

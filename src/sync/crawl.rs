@@ -50,11 +50,13 @@ pub(super) struct Plan {
     pub mode: Mode,
 }
 
-/// Incremental (delta and the reply sweep) or a backfill of a date range (the list).
+/// Incremental (delta and the reply sweep), a backfill of a date range (the list), or
+/// `forget`: the list read again to delete what one person wrote.
 #[derive(Debug, Clone, Copy)]
 pub enum Mode {
     Incremental,
     Backfill { range: Range, restart: bool },
+    Forget { range: Range, restart: bool },
 }
 
 /// How the channel tasks of one run coordinate. Field by field:
@@ -72,6 +74,9 @@ pub(super) struct RunState {
     /// A failure that ends the whole run (sign-in, state store). A std `Mutex`: set once,
     /// never held across an await.
     abort: Mutex<Option<Fatal>>,
+    /// `forget`: the job's digest, set once before the channel tasks start; their stored
+    /// progress is keyed by it.
+    job: OnceLock<String>,
 }
 
 impl RunState {
@@ -84,6 +89,7 @@ impl RunState {
             ready,
             ingest_down: AtomicBool::new(false),
             abort: Mutex::new(None),
+            job: OnceLock::new(),
         };
         (state, tx)
     }
@@ -117,6 +123,15 @@ impl RunState {
         if let Ok(mut a) = self.abort.lock() {
             a.get_or_insert(f);
         }
+    }
+
+    /// `forget`'s job digest (`None` outside `forget`, or for a dry run).
+    pub fn job(&self) -> Option<&str> {
+        self.job.get().map(String::as_str)
+    }
+
+    pub fn set_job(&self, digest: String) {
+        let _ = self.job.set(digest);
     }
 
     pub fn take_abort(&self) -> Option<Fatal> {

@@ -10,8 +10,10 @@
 mod channel;
 mod crawl;
 pub mod discovery;
+mod forget;
 pub mod report;
 mod schedule;
+pub mod scope;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +24,7 @@ pub use discovery::{Shard, TeamFilter};
 pub use report::{ChannelCounts, Ending, Failure, FailureKind, Summary};
 
 use crate::auth::TokenSource;
-use crate::config::Config;
+use crate::config::{Config, PersonEntry};
 use crate::exit::{Code, Fatal, Result};
 use crate::graph::{Graph, GraphError};
 use crate::http::{build_client, Counters};
@@ -42,6 +44,8 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     pub max_duration: Option<Duration>,
     pub mode: Mode,
+    /// `forget --person`: whose documents are deleted.
+    pub person: Option<PersonEntry>,
 }
 
 impl Default for RunOptions {
@@ -52,6 +56,7 @@ impl Default for RunOptions {
             shard: None,
             max_duration: None,
             mode: Mode::Incremental,
+            person: None,
         }
     }
 }
@@ -129,6 +134,8 @@ async fn crawl(
         config.microsoft_ca_file.as_ref(),
     )?;
     let output = output(config, opts, counters, shutdown)?;
+    // Read again every run, before anything is requested: a missing list is exit 78.
+    let excluded = config.privacy.people()?;
     let tokens = Arc::new(TokenSource::new(
         config,
         http.clone(),
@@ -153,20 +160,19 @@ async fn crawl(
     });
     // The users list loads while teams and channels are discovered and the first pages are
     // fetched; channel tasks wait for it only before turning messages into documents.
-    let directory = tokio::spawn(load_directory(crawl.clone(), directory_ready));
+    let people = (excluded, opts.person.iter().cloned().collect());
+    let directory = tokio::spawn(load_directory(crawl.clone(), directory_ready, people));
+    if let Mode::Forget { range, restart } = opts.mode {
+        forget::prepare(&crawl, range, restart, opts.dry_run).await?;
+    }
     let filter = TeamFilter::new(config, &opts.teams, opts.shard);
     let graph = &crawl.services.graph;
     let teams = discovery::teams(graph, &filter)
         .await
         .map_err(|e| discovery_fatal(e, "the joined teams (Team.ReadBasic.All)", shutdown))?;
-    let found = discovery::channels(
-        graph,
-        teams,
-        config.crawl.include_private_teams,
-        config.limits.concurrency,
-    )
-    .await
-    .map_err(|e| discovery_fatal(e, "a team's channels (Channel.ReadBasic.All)", shutdown))?;
+    let mut found = discovery::channels(graph, teams, &config.crawl, config.limits.concurrency)
+        .await
+        .map_err(|e| discovery_fatal(e, "a team's channels (Channel.ReadBasic.All)", shutdown))?;
     summary.teams = found.teams;
     summary.failures.extend(found.failures);
     crawl
@@ -183,9 +189,13 @@ async fn crawl(
             Some((ChannelRef { team, channel }, cursor.requests?))
         })
         .collect();
-    let channels = schedule::order(found.channels, &hints);
+    let channels = schedule::order(std::mem::take(&mut found.channels), &hints);
     let in_flight = schedule::channels_in_flight(&config.limits);
     schedule::crawl_channels(&crawl, channels, in_flight, summary).await;
+    scope::record(store, &mut found.scope, summary)?;
+    if let Mode::Forget { .. } = opts.mode {
+        forget::finish(&crawl, summary)?;
+    }
     match directory.await {
         Ok(Ok(users)) => summary.users = users,
         Ok(Err(e)) => {
@@ -247,11 +257,13 @@ fn plan(config: &Config, opts: &RunOptions) -> Plan {
 async fn load_directory(
     crawl: Arc<Crawl>,
     ready: tokio::sync::watch::Sender<bool>,
+    (excluded, target): (Vec<PersonEntry>, Vec<PersonEntry>),
 ) -> std::result::Result<u64, GraphError> {
-    let result = match discovery::directory(&crawl.services.graph).await {
-        Ok(dir) => {
-            let users = dir.len() as u64;
-            crawl.run.set_directory(dir);
+    let graph = &crawl.services.graph;
+    let result = match discovery::directory(graph, &excluded, &target).await {
+        Ok(loaded) => {
+            let users = loaded.directory.len() as u64;
+            crawl.run.set_directory(loaded.directory);
             Ok(users)
         }
         Err(e) => {

@@ -123,6 +123,9 @@ pub struct Summary {
     pub graph_statuses: BTreeMap<String, u64>,
     pub exit_code: i32,
     pub failures: Vec<Failure>,
+    /// Teams and channels by kind and what became of them (crawled, excluded, …).
+    #[serde(default)]
+    pub coverage: super::scope::Coverage,
 }
 
 /// The process's peak resident set (`VmHWM` of `/proc/self/status`), in bytes.
@@ -162,6 +165,7 @@ impl Summary {
             graph_statuses: BTreeMap::new(),
             exit_code: 0,
             failures: Vec::new(),
+            coverage: Default::default(),
         }
     }
 
@@ -185,6 +189,7 @@ impl Summary {
             .collect();
         let skipped = serde_json::to_string(&skipped).unwrap_or_default();
         let statuses = serde_json::to_string(&self.graph_statuses).unwrap_or_default();
+        let coverage = serde_json::to_string(&self.coverage).unwrap_or_default();
         let c = &self.counts;
         tracing::info!(
             target: "run_summary",
@@ -210,6 +215,7 @@ impl Summary {
             request_rate = format!("{:.2}", self.request_rate),
             peak_rss_bytes = self.peak_rss_bytes,
             graph_statuses = %statuses,
+            coverage = %coverage,
             duration_ms = self.duration_ms,
             dry_run = self.dry_run,
             exit_code = self.exit_code,

@@ -12,7 +12,8 @@
 //! - `<pre>`, `<codeblock>` and a `<code>` spanning lines keep their spaces and line breaks;
 //!   inline `<code>` is ordinary text.
 //! - Dropped whole: quoted replies (`itemtype=".../Reply"`), mentions (unless
-//!   [`TextOptions::keep_mention_names`]), emoji, images, attachment and card placeholders,
+//!   [`TextOptions::keep_mention_names`]; those of opted-out people always, see
+//!   [`html_to_text_hiding`]), emoji, images, attachment and card placeholders,
 //!   `<systemEventMessage/>`, scripts, styles, templates, comments. The punctuation a
 //!   removed mention leaves behind is tidied (rules in `text/tidy.rs`):
 //!   `Ah, <at>Megan</at>, <at>Alex</at>, I saw` → `Ah, I saw`.
@@ -56,20 +57,27 @@ pub struct TextOptions {
 /// An empty result means the message holds nothing of the author's own (only a mention, an
 /// image, a card, a system event).
 pub fn html_to_text(html: &str, opts: &TextOptions) -> String {
+    html_to_text_hiding(html, opts, &[])
+}
+
+/// [`html_to_text`], with the mentions whose `<at id>` (or `itemid`) is in `hidden`
+/// dropped even when [`TextOptions::keep_mention_names`] keeps the others: they stand for
+/// people who opted out (`[privacy]`), whose names must not reach the ingest.
+pub fn html_to_text_hiding(html: &str, opts: &TextOptions, hidden: &[String]) -> String {
     with_scratch(|scratch| {
         let mut input = std::mem::take(&mut scratch.input);
         prepare::prepare(html, &mut input, &mut scratch.open);
-        let text = convert(&input, opts, scratch);
+        let text = convert(&input, opts, hidden, scratch);
         scratch.input = input;
         text
     })
 }
 
 /// Parse and walk, without `prepare`.
-fn convert(html: &str, opts: &TextOptions, scratch: &mut Scratch) -> String {
+fn convert(html: &str, opts: &TextOptions, hidden: &[String], scratch: &mut Scratch) -> String {
     let doc = Html::parse_fragment(html);
     let mut lines = Lines::new(&mut scratch.buffers, html.len() / 2);
-    Walk::new(opts, &mut lines).run(&doc, &mut scratch.frames);
+    Walk::new(opts, hidden, &mut lines).run(&doc, &mut scratch.frames);
     lines.finish()
 }
 

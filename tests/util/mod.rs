@@ -246,6 +246,36 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Asserts that no trace of `people` (object id, mail, UPN, display name) is in the
+    /// state dir or in the output of `runs`: opt-outs and erasures are counted, never
+    /// named (issue 14). Extends [`Harness::assert_private`], which knows mails and UPNs
+    /// but not ids and names.
+    pub fn assert_private_people(&self, runs: &[&Run], people: &[graph_emulator::Person]) {
+        let mut needles: Vec<String> = Vec::new();
+        for p in people {
+            needles.extend([p.id.clone(), p.upn.clone(), p.display_name.clone()]);
+            needles.extend(p.mail.clone());
+        }
+        for (name, bytes) in files_under(&self.state_dir()) {
+            for n in &needles {
+                assert!(
+                    !contains(&bytes, n.as_bytes()),
+                    "{name} contains {n:?}, which names a person"
+                );
+            }
+        }
+        for (i, r) in runs.iter().enumerate() {
+            for n in &needles {
+                assert!(
+                    !r.stderr.contains(n.as_str()) && !r.stdout.contains(n.as_str()),
+                    "the output of run {i} contains {n:?}, which names a person"
+                );
+            }
+        }
+    }
+}
+
 pub async fn bin(args: &[String], env: &BTreeMap<String, String>) -> Run {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"));
     cmd.args(args)

@@ -267,7 +267,7 @@ pub(crate) async fn me(State(app): State<Arc<Shared>>) -> Response {
 #[rustfmt::skip]
 const USER_FIELDS: &[&str] = &[
     "id", "displayName", "givenName", "surname", "mail", "userPrincipalName", "jobTitle",
-    "businessPhones", "mobilePhone", "officeLocation", "preferredLanguage",
+    "businessPhones", "mobilePhone", "officeLocation", "preferredLanguage", "proxyAddresses",
 ];
 
 pub(crate) async fn users(State(app): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
@@ -287,7 +287,17 @@ pub(crate) async fn users(State(app): State<Arc<Shared>>, RawQuery(q): RawQuery)
         .iter()
         .skip(offset)
         .take(top)
-        .map(|u| project(render::user(u), &select))
+        .map(|u| {
+            let mut v = render::user(u);
+            // Not a default property: only when asked for (null without full profiles).
+            if select
+                .as_ref()
+                .is_some_and(|s| s.iter().any(|f| f == "proxyAddresses"))
+            {
+                v["proxyAddresses"] = w.reach.proxy_addresses(&u.id, u.mail.as_deref());
+            }
+            project(v, &select)
+        })
         .collect();
     let sel = select.as_ref().map(|s| s.join(","));
     let context = match &sel {
@@ -314,7 +324,7 @@ pub(crate) async fn joined_teams(State(app): State<Arc<Shared>>) -> Response {
     let value: Vec<Value> = t
         .teams
         .iter()
-        .filter(|tm| tm.member)
+        .filter(|tm| tm.member && !w.reach.is_associated(&tm.id))
         .map(|tm| render::joined_team(t, tm))
         .collect();
     Json(json!({"@odata.context": format!("{}/v1.0/$metadata#teams", app.base), "value": value}))
@@ -359,7 +369,7 @@ pub(crate) async fn all_teams(State(app): State<Arc<Shared>>, RawQuery(q): RawQu
 pub(crate) async fn team(State(app): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let w = app.lock();
     let team = match w.tenant.team_by_id(&id) {
-        Some(team) if team.member || app_only() => team,
+        Some(team) if (team.member && !w.reach.is_associated(&id)) || app_only() => team,
         _ => return team_not_found(&id),
     };
     let mut v = render::team_entity(&w.tenant, team);
@@ -399,7 +409,14 @@ pub(crate) async fn channels(
     let value: Vec<Value> = team
         .channels
         .iter()
-        .map(render::channel)
+        .filter(|c| w.reach.allows(&team.id, &c.id))
+        .map(|c| {
+            let mut v = render::channel(c);
+            if w.reach.shared.contains(&c.id) {
+                v["membershipType"] = json!("shared");
+            }
+            v
+        })
         .filter(|c| {
             kind.as_ref()
                 .is_none_or(|k| c["membershipType"] == k.as_str())

@@ -5,7 +5,8 @@
 //! Map of the module:
 //! - [`tenant`]/[`directory`]/[`content`]/[`body`]/[`parts`]: the deterministic tenant (users, teams,
 //!   channels, messages) and its ground truth; [`skew`]: shapes a uniform spec cannot give;
-//!   [`mutate`]: changes between crawls.
+//!   [`mutate`]: changes between crawls; [`reach`]: shared channels, associated teams
+//!   (`/me/teamwork/associatedTeams`), mail changes, messages posted as a chosen person.
 //! - [`identity`]: the token endpoint and the issued-token store; [`device`]: the device-code
 //!   flow (`/devicecode` and its polling grant).
 //! - [`graph`]/[`delta`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
@@ -32,6 +33,7 @@ mod messages;
 mod mutate;
 mod parts;
 mod prng;
+mod reach;
 mod render;
 mod server;
 mod sink;
@@ -53,6 +55,7 @@ pub use faults::Fault;
 pub use foreground::{run_foreground, Foreground};
 pub use identity::TokenFailure;
 pub use limits::{max_in_window, Limits, Routes};
+pub use reach::{ChannelInfo, Person};
 pub use sink::{ReceivedBatch, Sink};
 pub use skew::Skew;
 pub use truth::{Change, Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
@@ -127,7 +130,7 @@ impl Default for EmulatorOptions {
 pub struct EmulatorStats {
     /// All HTTP requests.
     pub requests: u64,
-    /// Per route: "token", "devicecode", "users", "joinedTeams", "teams", "team", "channels",
+    /// Per route: "token", "devicecode", "users", "joinedTeams", "associatedTeams", "teams", "team", "channels",
     /// "delta", "messages", "replies", "me".
     pub by_route: BTreeMap<String, u64>,
     /// Successful grants of any kind.
@@ -215,6 +218,8 @@ pub(crate) struct World {
     pub limiter: limits::Limiter,
     /// Arrival of every message-route request, as an offset from the start.
     pub arrivals: Vec<Duration>,
+    /// Shared channels, associated teams, former mails (see [`reach`]).
+    pub reach: reach::Reach,
 }
 
 impl World {
@@ -321,6 +326,7 @@ impl Emulator {
                 granted_scopes: None,
                 limiter: limits::Limiter::default(),
                 arrivals: Vec::new(),
+                reach: reach::Reach::default(),
             }),
             base: format!("http://{local}"),
             latency_us: std::sync::atomic::AtomicU64::new(opts.latency.as_micros() as u64),
@@ -391,8 +397,13 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// Every message the technical user can read, with what a connector must do with it
+    /// (channels of associated teams only when shared).
     pub fn truth(&self) -> Vec<TruthMessage> {
-        self.shared.lock().tenant.truth()
+        let w = self.shared.lock();
+        let mut all = w.tenant.truth();
+        all.retain(|t| w.reach.allows(&t.team_id, &t.channel_id));
+        all
     }
 
     pub fn mutate(&self, m: Mutation) -> MutationReport {
@@ -430,7 +441,8 @@ impl Emulator {
             .people
             .users
             .iter()
-            .flat_map(|u| u.mail.iter().cloned().chain([u.upn.clone()]));
+            .flat_map(|u| u.mail.iter().cloned().chain([u.upn.clone()]))
+            .chain(w.reach.former_mails.values().flatten().cloned());
         let mut out: Vec<String> = w
             .tenant
             .all_markers()

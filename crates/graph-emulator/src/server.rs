@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::watch;
 
-use crate::{delta, device, faults, graph, identity, limits, messages, Shared};
+use crate::{delta, device, faults, graph, identity, limits, messages, reach, Shared};
 
 /// When a request reached the server (before the configured latency), as a request extension.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +54,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1.0/me", get(graph::me))
         .route("/v1.0/users", get(graph::users))
         .route("/v1.0/me/joinedTeams", get(graph::joined_teams))
+        .route(
+            "/v1.0/me/teamwork/associatedTeams",
+            get(reach::associated_teams),
+        )
         .route("/v1.0/teams", get(graph::all_teams))
         .route("/v1.0/teams/{team}", get(graph::team))
         .route("/v1.0/teams/{team}/channels", get(graph::channels))
@@ -68,6 +72,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             &format!("{chan}/messages/{{id}}/replies/{{reply}}"),
             get(messages::reply),
         )
+        .route_layer(middleware::from_fn_with_state(shared.clone(), reach::guard))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             faults::inject,
@@ -107,6 +112,7 @@ async fn count(State(app): State<Arc<Shared>>, mut req: Request, next: Next) -> 
     {
         let mut w = app.lock();
         w.stats.requests += 1;
+        w.reach.count(req.uri().path());
         if let Some(route) = route {
             *w.stats.by_route.entry(route.to_owned()).or_default() += 1;
         }
@@ -164,6 +170,7 @@ fn classify(path: &str) -> Option<&'static str> {
     match segs.as_slice() {
         ["v1.0", "me"] => Some("me"),
         ["v1.0", "me", "joinedTeams"] => Some("joinedTeams"),
+        ["v1.0", "me", "teamwork", "associatedTeams"] => Some("associatedTeams"),
         ["v1.0", "users"] => Some("users"),
         ["v1.0", "teams"] => Some("teams"),
         ["v1.0", "teams", _] => Some("team"),

@@ -1,20 +1,26 @@
 //! `doctor`'s Graph checks: `/me`, the teams a run would crawl, and one delta page of one
-//! channel, each with the permission to grant when Graph refuses.
+//! channel a run would crawl, each with the permission to grant when Graph refuses.
+
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::{Check, Failed};
 use crate::config::Config;
 use crate::exit::Code;
-use crate::graph::models::{Channel, Page, Team};
+use crate::graph::models::Page;
 use crate::graph::time::format as graph_time;
 use crate::graph::{Graph, GraphError};
 use crate::http::Scope;
 use crate::secret::redact_url;
-use crate::sync::discovery::{self, TeamFilter};
+use crate::sync::discovery::{self, Found, TeamFilter};
+use crate::sync::ChannelRef;
+
+/// Teams looked up at once: doctor is one person waiting, not a crawl.
+const DOCTOR_CONCURRENCY: usize = 4;
 
 /// A failed Graph call as a check line: 401/403 is a permission a person must grant.
-fn graph_failed(e: GraphError, what: &str, permission: &str) -> Failed {
+pub(super) fn graph_failed(e: GraphError, what: &str, permission: &str) -> Failed {
     match e {
         GraphError::Auth(f) => Failed::new(
             f.code,
@@ -60,63 +66,61 @@ pub(super) async fn check_me(config: &Config, graph: &Graph) -> Check<((), Strin
     ))
 }
 
-pub(super) async fn check_teams(config: &Config, graph: &Graph) -> Check<(Vec<Team>, String)> {
+/// The teams a run would crawl and their channels, each decided on as a run would
+/// (`[crawl]` filters and `exclude_channels` applied).
+pub(super) async fn check_teams(config: &Config, graph: &Arc<Graph>) -> Check<(Found, String)> {
     let filter = TeamFilter::new(config, &[], None);
     let teams = discovery::teams(graph, &filter)
         .await
         .map_err(|e| graph_failed(e, "the joined teams", "Team.ReadBasic.All"))?;
-    if teams.is_empty() {
+    let listed = teams.len();
+    let found = discovery::channels(graph, teams, &config.crawl, DOCTOR_CONCURRENCY)
+        .await
+        .map_err(|e| graph_failed(e, "a team's channels", "Channel.ReadBasic.All"))?;
+    if found.teams == 0 {
         return Err(Failed::new(
             Code::Auth,
             "the technical user can reach no team to crawl",
-            "add the technical user to the teams as a member, or check [crawl] teams and exclude_teams",
+            "add the technical user to the teams as a member, or check [crawl] teams, exclude_teams and include_private_teams",
         ));
     }
-    // Private teams are told apart only later, per team; `run` warns about those it skips.
     let detail = format!(
-        "{} joined team(s) match [crawl] teams / exclude_teams",
-        teams.len()
+        "{} of {listed} team(s) to crawl, {} channel(s) to crawl (scope below)",
+        found.teams,
+        found.channels.len()
     );
-    Ok((teams, detail))
+    Ok((found, detail))
 }
 
-/// One delta GET with `$top=1` in the first team that has a channel: the request the crawl
-/// makes most, with the permission it needs most.
-pub(super) async fn check_messages(graph: &Graph, teams: &[Team]) -> Check<((), String)> {
-    for team in teams {
-        let channels: Vec<Channel> =
-            discovery::collect(graph, graph.endpoints.channels(&team.id), Scope::Team)
-                .await
-                .map_err(|e| graph_failed(e, "a team's channels", "Channel.ReadBasic.All"))?;
-        let Some(channel) = channels.first() else {
-            continue;
-        };
-        let since = graph_time(chrono::Utc::now() - chrono::Duration::days(1));
-        let url = top_one(&graph.endpoints.delta(&team.id, &channel.id, &since, false));
-        let _: Page<Value> = graph
-            .get(
-                &url,
-                Scope::Channel {
-                    team: &team.id,
-                    channel: &channel.id,
-                },
-            )
-            .await
-            .map_err(|e| graph_failed(e, "channel messages", "ChannelMessage.Read.All"))?;
-        let name = |n: &Option<String>, id: &str| n.clone().unwrap_or_else(|| id.to_string());
-        return Ok((
-            (),
-            format!(
-                "messages of {} / {} are readable (one delta page, $top=1)",
-                name(&team.display_name, &team.id),
-                name(&channel.display_name, &channel.id),
-            ),
+/// One delta GET with `$top=1` in the first channel a run would crawl: the request the
+/// crawl makes most, with the permission it needs most. Excluded channels are never
+/// asked, here either.
+pub(super) async fn check_messages(graph: &Graph, channels: &[ChannelRef]) -> Check<((), String)> {
+    let Some(c) = channels.first() else {
+        return Err(Failed::new(
+            Code::Auth,
+            "none of the teams has a channel a run would crawl",
+            "add the technical user to a team with channels, or check [crawl] exclude_channels",
         ));
-    }
-    Err(Failed::new(
-        Code::Auth,
-        "none of the teams has a channel the technical user can see",
-        "add the technical user to a team with channels",
+    };
+    let since = graph_time(chrono::Utc::now() - chrono::Duration::days(1));
+    let url = top_one(&graph.endpoints.delta(&c.team, &c.channel, &since, false));
+    let _: Page<Value> = graph
+        .get(
+            &url,
+            Scope::Channel {
+                team: &c.team,
+                channel: &c.channel,
+            },
+        )
+        .await
+        .map_err(|e| graph_failed(e, "channel messages", "ChannelMessage.Read.All"))?;
+    Ok((
+        (),
+        format!(
+            "messages of channel {} (team {}) are readable (one delta page, $top=1)",
+            c.channel, c.team
+        ),
     ))
 }
 

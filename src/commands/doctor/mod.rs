@@ -1,8 +1,11 @@
 //! `doctor`: online checks of everything a scheduled run depends on, one line each, with
 //! what to fix for every failure (README, "doctor").
 //!
-//! The checks go in the order a run needs them: config → state dir → token → scopes →
-//! `/me` → teams → one channel's messages, and the ingest (independent of the rest). A
+//! The checks go in the order a run needs them: config (with the opt-out file) → state
+//! dir → token → scopes → `/me` → teams and their channels → one channel's messages, and
+//! the ingest (independent of the rest). `info scope` lines show what a run covers and
+//! what each `exclude_channels` entry matched ([`scope`]); `info privacy` how the opt-outs
+//! resolve (counts only). A
 //! check whose prerequisite failed is printed as `skip`. Signing in uses the normal
 //! [`TokenSource`] on the state store, so a refresh token rotated by the check is saved
 //! exactly as in a run. The exit code is the most severe failure: 78 config, 74 state dir
@@ -12,13 +15,14 @@
 
 mod graph;
 mod notes;
+mod scope;
 mod scopes;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::auth::TokenSource;
-use crate::config::Config;
+use crate::config::{Config, PersonEntry};
 use crate::exit::{Code, Fatal, Result};
 use crate::graph::Graph;
 use crate::http::{build_client, Counters};
@@ -122,7 +126,7 @@ fn severity(code: Code) -> u8 {
 
 pub async fn doctor(config_path: &Path, shutdown: Shutdown) -> Result<Code> {
     let mut report = Report::default();
-    let Some(config) = report.line("config", check_config(config_path)) else {
+    let Some((config, people)) = report.line("config", check_config(config_path)) else {
         for name in [
             "state", "token", "scopes", "graph", "teams", "messages", "ingest",
         ] {
@@ -169,7 +173,7 @@ pub async fn doctor(config_path: &Path, shutdown: Shutdown) -> Result<Code> {
         report.line("scopes", check_scopes(tokens.granted_scopes().as_deref()));
         let graph = Graph::for_config(&config, http, tokens, counters.clone(), shutdown.clone())
             .with_max_retries(config.limits.max_retries.min(DOCTOR_RETRIES));
-        graph_checks(&mut report, &config, &graph).await;
+        graph_checks(&mut report, &config, &Arc::new(graph), &people).await;
     }
     report.line("ingest", check_ingest(&config, counters, shutdown).await);
     Ok(report.finish())
@@ -181,8 +185,14 @@ fn warn_about(report: &mut Report, warnings: &[(&str, String)], check: &str) {
     }
 }
 
-/// `/me`, then the teams, then one channel's messages; each needs the one before.
-async fn graph_checks(report: &mut Report, config: &Config, graph: &Graph) {
+/// `/me`, then the teams and their channels, then one channel's messages; each needs the
+/// one before. The scope and the opt-outs are shown on the way.
+async fn graph_checks(
+    report: &mut Report,
+    config: &Config,
+    graph: &Arc<Graph>,
+    people: &[PersonEntry],
+) {
     if report
         .line("graph", check_me(config, graph).await)
         .is_none()
@@ -192,18 +202,25 @@ async fn graph_checks(report: &mut Report, config: &Config, graph: &Graph) {
         return;
     }
     match report.line("teams", check_teams(config, graph).await) {
-        Some(teams) => {
-            report.line("messages", check_messages(graph, &teams).await);
+        Some(found) => {
+            scope::notes(report, config, &found);
+            report.line("messages", check_messages(graph, &found.channels).await);
         }
         None => report.skip("messages", "needs a team to read"),
     }
+    scope::privacy(report, graph, people).await;
 }
 
-fn check_config(path: &Path) -> Check<(Config, String)> {
-    match Config::load(path) {
-        Ok(c) => {
-            let detail = format!("{} is valid", path.display());
-            Ok((c, detail))
+/// The config, and the opt-out list it names (read as a run reads it).
+fn check_config(path: &Path) -> Check<((Config, Vec<PersonEntry>), String)> {
+    match Config::load(path).and_then(|c| c.privacy.people().map(|p| (c, p))) {
+        Ok((c, people)) => {
+            let detail = format!(
+                "{} is valid; {} opt-out entries",
+                path.display(),
+                people.len()
+            );
+            Ok(((c, people), detail))
         }
         Err(f) => Err(Failed::new(
             f.code,

@@ -12,6 +12,7 @@
 
 mod backfill;
 mod delta;
+mod forget;
 mod outbox;
 mod sweep;
 
@@ -98,6 +99,8 @@ enum Pass {
     Sweep,
     /// Backfill: the message list, filtered by creation date.
     Backfill,
+    /// `forget`: the message list, read for one person's documents.
+    Forget,
 }
 
 /// What an earlier round sent, and the newest change seen in this one (cursor-after-ack).
@@ -152,6 +155,7 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
     };
     let outcome = match crawl.plan.mode {
         Mode::Backfill { range, restart } => channel.backfill(range, restart).await,
+        Mode::Forget { .. } => channel.forget().await,
         Mode::Incremental => channel.incremental().await,
     };
     let (ending, failure) = match outcome {
@@ -262,6 +266,9 @@ impl<'a> ChannelCrawl<'a> {
 
     /// Decides one message of `thread` and queues its document, if it gets one.
     fn message(&mut self, msg: &ChatMessage, thread: &str, pass: Pass, directory: &Directory) {
+        if let (Pass::Forget, Mode::Forget { range, .. }) = (pass, self.crawl.plan.mode) {
+            return self.forget_message(msg, thread, range, directory);
+        }
         let reply_key = (msg.id != thread).then(|| (thread.to_owned(), msg.id.clone()));
         let handled = |k: &(String, String)| self.handled_replies.contains(k);
         if pass == Pass::Sweep && reply_key.as_ref().is_some_and(handled) {

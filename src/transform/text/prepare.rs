@@ -1,7 +1,7 @@
 //! The input as the parser gets it: the same markup with dead weight taken out.
 //!
 //! - **Attributes the walk never reads.** Teams bodies are mostly attributes: hosted-content
-//!   `src` URLs, `style`, `itemid`, `href` plus a `title` that repeats it. html5ever reads
+//!   `src` URLs, `style`, `href` plus a `title` that repeats it. html5ever reads
 //!   them one character at a time and interns every name, so dropping all but [`KEPT`] before
 //!   the parse roughly doubles throughput. Links keep their text, not their target, anyway.
 //! - **Nesting past [`MAX_DEPTH`].** html5ever looks for an open `<p>` through the whole
@@ -27,7 +27,7 @@ use super::tags::{
 pub(super) const MAX_DEPTH: usize = 256;
 
 /// The attributes `walk` reads.
-const KEPT: [&[u8]; 4] = [b"itemtype", b"alt", b"start", b"value"];
+const KEPT: [&[u8]; 6] = [b"itemtype", b"alt", b"start", b"value", b"id", b"itemid"];
 
 /// The element stack `prepare` models: each open element's name and what it is.
 pub(super) type OpenElements = Vec<(Name, u16)>;
@@ -246,7 +246,7 @@ mod tests {
     use super::super::{convert, html_to_text, with_scratch, TextOptions};
 
     fn unprepared(html: &str, opts: &TextOptions) -> String {
-        with_scratch(|scratch| convert(html, opts, scratch))
+        with_scratch(|scratch| convert(html, opts, &[], scratch))
     }
 
     /// Markup aimed at the tokenizer's corners: attribute quoting, kept and dropped

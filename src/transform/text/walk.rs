@@ -62,6 +62,8 @@ pub(super) type Frames = Vec<(NodeId, Close)>;
 
 pub(super) struct Walk<'o, 'l, 'b> {
     opts: &'o TextOptions,
+    /// `<at id>`s (or mention `itemid`s) always dropped: opted-out people.
+    hidden: &'o [String],
     lines: &'l mut Lines<'b>,
     /// Depth of code blocks we are in: text is verbatim while > 0.
     verbatim: usize,
@@ -72,9 +74,14 @@ pub(super) struct Walk<'o, 'l, 'b> {
 }
 
 impl<'o, 'l, 'b> Walk<'o, 'l, 'b> {
-    pub(super) fn new(opts: &'o TextOptions, lines: &'l mut Lines<'b>) -> Self {
+    pub(super) fn new(
+        opts: &'o TextOptions,
+        hidden: &'o [String],
+        lines: &'l mut Lines<'b>,
+    ) -> Self {
         Walk {
             opts,
+            hidden,
             lines,
             verbatim: 0,
             code: 0,
@@ -121,13 +128,25 @@ impl<'o, 'l, 'b> Walk<'o, 'l, 'b> {
                 None
             }
             Node::Element(el) => {
-                let kind = kind(el, self.opts);
+                let kind = match kind(el, self.opts) {
+                    Kind::KeptMention if self.is_hidden(el) => Kind::Mention,
+                    k => k,
+                };
                 let close = self.open_element(kind, el, node)?;
                 Some((close, first_child(kind, el, node)))
             }
             Node::Document | Node::Fragment => Some((Close::Nothing, node.first_child())),
             Node::Comment(_) | Node::Doctype(_) | Node::ProcessingInstruction(_) => None,
         }
+    }
+
+    /// A mention of someone who opted out: `<at id>` or an older client's `itemid`.
+    fn is_hidden(&self, el: &Element) -> bool {
+        !self.hidden.is_empty()
+            && [attr(el, "id"), attr(el, "itemid")]
+                .into_iter()
+                .flatten()
+                .any(|id| self.hidden.iter().any(|h| h == id.trim()))
     }
 
     fn open_element(&mut self, kind: Kind, el: &Element, node: NodeRef<'_, Node>) -> Option<Close> {

@@ -14,6 +14,7 @@ mod identity;
 mod limits;
 mod messages;
 mod shapes;
+mod reach;
 mod sink;
 
 pub(super) fn local() -> SocketAddr {
