@@ -13,8 +13,8 @@ mod faults;
 mod identity;
 mod limits;
 mod messages;
-mod shapes;
 mod reach;
+mod shapes;
 mod sink;
 
 pub(super) fn local() -> SocketAddr {
