@@ -4,7 +4,9 @@
 //!
 //! Map of the module:
 //! - [`tenant`]/[`directory`]/[`content`]/[`body`]/[`parts`]: the deterministic tenant (users, teams,
-//!   channels, messages) and its ground truth; [`mutate`]: changes between crawls.
+//!   channels, messages) and its ground truth; [`mutate`]/[`changes`]: changes between crawls.
+//! - [`control`]: what tests steer (changes during a crawl, faults on a chosen request,
+//!   expiry answers, [`quirks`] of Graph).
 //! - [`identity`]: the token endpoint and the issued-token store; [`device`]: the device-code
 //!   flow (`/devicecode` and its polling grant).
 //! - [`graph`]/[`delta`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
@@ -16,7 +18,9 @@
 //! response (never across an await), and the tenant is small, so contention does not matter.
 
 mod body;
+mod changes;
 mod content;
+mod control;
 mod delta;
 mod device;
 mod directory;
@@ -30,6 +34,7 @@ mod messages;
 mod mutate;
 mod parts;
 mod prng;
+mod quirks;
 mod render;
 mod server;
 mod sink;
@@ -50,8 +55,13 @@ pub use faults::Fault;
 pub use foreground::{run_foreground, Foreground};
 pub use identity::TokenFailure;
 pub use limits::{max_in_window, Limits};
-pub use sink::{ReceivedBatch, Sink};
-pub use truth::{Change, Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
+pub use links::Expiry;
+pub use quirks::Quirks;
+pub use sink::{ReceivedBatch, Sink, SinkFault};
+pub use truth::{
+    Change, ChannelKey, DirectoryUser, Expected, MessageKey, Mutation, MutationReport, NewChannel,
+    SkipKind, TruthMessage,
+};
 
 /// Shape of the generated tenant. Equal specs give equal tenants (ids, texts, times relative
 /// to the start).
@@ -197,6 +207,8 @@ pub(crate) struct World {
     pub limiter: limits::Limiter,
     /// Arrival of every message-route request, as an offset from the start.
     pub arrivals: Vec<Duration>,
+    /// Quirks, scheduled changes (see [`control`]).
+    pub control: control::Control,
 }
 
 impl World {
@@ -290,6 +302,7 @@ impl Emulator {
                 granted_scopes: None,
                 limiter: limits::Limiter::default(),
                 arrivals: Vec::new(),
+                control: control::Control::default(),
             }),
             base: format!("http://{local}"),
             latency_us: std::sync::atomic::AtomicU64::new(opts.latency.as_micros() as u64),
@@ -388,12 +401,13 @@ impl Emulator {
     /// Every text marker, mail and UPN of the tenant and every token issued so far.
     pub fn sensitive_strings(&self) -> Vec<String> {
         let w = self.shared.lock();
-        let people = w
-            .tenant
-            .people
-            .users
-            .iter()
-            .flat_map(|u| u.mail.iter().cloned().chain([u.upn.clone()]));
+        let people = w.tenant.people.users.iter().flat_map(|u| {
+            u.mail
+                .iter()
+                .chain(&u.former_mails)
+                .cloned()
+                .chain([u.upn.clone()])
+        });
         let mut out: Vec<String> = w
             .tenant
             .all_markers()
@@ -411,12 +425,7 @@ impl Emulator {
     /// Answers the next `times` requests of `route` (a name of `EmulatorStats::by_route`)
     /// whose path contains `scope` (a team or channel id; "" for any) with `fault`.
     pub fn inject(&self, route: &str, scope: &str, fault: Fault, times: usize) {
-        self.shared.lock().faults.push(faults::Pending {
-            route: route.to_string(),
-            scope: scope.to_string(),
-            fault,
-            remaining: times,
-        });
+        self.inject_after(route, scope, 0, fault, times);
     }
 
     /// Answers every request this much later (a slow or far-away tenant).

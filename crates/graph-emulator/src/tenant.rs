@@ -11,7 +11,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 
-use crate::content::{marker_for, Content, Gen, Kind, Markers, Place};
+use crate::body::mention_user_ids;
+use crate::content::{marker_for, Content, Gen, Kind, Markers, Place, Sender};
 use crate::directory::{self, People};
 use crate::prng::Rng;
 use crate::truth::{Expected, SkipKind, TruthMessage};
@@ -54,6 +55,23 @@ pub(crate) struct Message {
     pub seq: u64,
     /// Newest change of the root or its replies (roots only), for `$filter=lastModifiedDateTime`.
     pub activity: i64,
+    /// When the root last moved in the channel's change order (roots only): delta shows
+    /// the thread as it is from then on.
+    pub shown: i64,
+    /// What few messages have: reactions, a hidden `lastModifiedDateTime`, an unmarked
+    /// deletion. Boxed so a million plain messages do not pay for it.
+    pub extra: Option<Box<Extra>>,
+}
+
+/// The rare parts of a message (see [`Message::extra`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extra {
+    /// (when, directory index of who) per reaction, oldest first.
+    pub reactions: Vec<(i64, usize)>,
+    /// Served with `lastModifiedDateTime: null`.
+    pub hide_modified: bool,
+    /// Deleted, but served with `deletedDateTime: null` (`from: null`, empty body).
+    pub unmarked_delete: bool,
 }
 
 impl Message {
@@ -63,6 +81,14 @@ impl Message {
 
     pub(crate) fn reply_to_id(&self) -> Option<String> {
         self.reply_to.map(|r| r.to_string())
+    }
+
+    pub(crate) fn extra(&self) -> Option<&Extra> {
+        self.extra.as_deref()
+    }
+
+    pub(crate) fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
     }
 
     /// Whether the content is one a connector must forward (deletion aside), without
@@ -244,6 +270,8 @@ impl Tenant {
         roots.sort_by_key(|m| m.created);
         for (i, m) in roots.iter_mut().enumerate() {
             m.seq = i as u64 + 1;
+            // Generated history is all in the first delta round.
+            m.shown = m.activity;
         }
         roots
     }
@@ -376,11 +404,15 @@ pub(crate) fn new_message(created: i64, reply_to: Option<i64>, body: Body) -> Me
         replies: Vec::new(),
         seq: 0,
         activity: created,
+        shown: created,
+        extra: None,
     }
 }
 
 impl Tenant {
     fn truth_of(&self, team: &Team, ch: &Channel, root: &Message, m: &Message) -> TruthMessage {
+        let content = self.content(team, ch, m);
+        let surfaced = (root.shown >= m.modified).then_some(root.shown);
         TruthMessage {
             team_id: team.id.clone(),
             channel_id: ch.id.clone(),
@@ -394,9 +426,46 @@ impl Tenant {
             expected: if m.deleted.is_some() {
                 Expected::Skip(SkipKind::Deleted)
             } else {
-                self.content(team, ch, m).expected.clone()
+                self.expected_now(&content)
             },
+            surfaced: surfaced.map(to_utc),
+            identities_changed: self.identities_changed(&content).map(to_utc),
         }
+    }
+
+    /// What the content asks of a connector with today's directory: the author's and the
+    /// mentioned people's mails as `/users` lists them now.
+    fn expected_now(&self, c: &Content) -> Expected {
+        let (Expected::Forward { marker, .. }, Sender::User { id, .. }) = (&c.expected, &c.from)
+        else {
+            return c.expected.clone();
+        };
+        let Some(author) = self.people.mail_of(id) else {
+            return Expected::Skip(SkipKind::NoMail);
+        };
+        let mut mentions: Vec<String> = mention_user_ids(&c.mentions)
+            .filter_map(|u| self.people.mail_of(u))
+            .map(str::to_owned)
+            .collect();
+        mentions.sort();
+        mentions.dedup();
+        Expected::Forward {
+            author: author.to_owned(),
+            mentions,
+            marker: marker.clone(),
+        }
+    }
+
+    fn identities_changed(&self, c: &Content) -> Option<i64> {
+        let author = match &c.from {
+            Sender::User { id, .. } => Some(id.as_str()),
+            _ => None,
+        };
+        author
+            .into_iter()
+            .chain(mention_user_ids(&c.mentions))
+            .filter_map(|id| self.people.changed_of(id))
+            .max()
     }
 }
 

@@ -8,10 +8,12 @@ use serde_json::Value;
 
 use super::*;
 
+mod changes;
 mod directory;
 mod faults;
 mod identity;
 mod messages;
+mod quirks;
 mod sink;
 
 pub(super) fn local() -> SocketAddr {
