@@ -34,11 +34,20 @@ impl Emulator {
     }
 
     /// Applies `change` when the request after `skip` further requests of `route` (a
-    /// name of `EmulatorStats::by_route`, "" for any Graph request) arrives, before it is
-    /// answered: a reply that lands while a client pages through delta.
-    pub fn apply_during(&self, route: &str, skip: usize, change: Change, reply_bumps_root: bool) {
+    /// name of `EmulatorStats::by_route`, "" for any Graph request) whose path contains
+    /// `scope` (a team or channel id, "" for any) arrives, before it is answered: a reply
+    /// that lands while a client pages through a channel.
+    pub fn apply_during(
+        &self,
+        route: &str,
+        scope: &str,
+        skip: usize,
+        change: Change,
+        reply_bumps_root: bool,
+    ) {
         self.shared.lock().control.scheduled.push(Scheduled {
             route: route.to_owned(),
+            scope: scope.to_owned(),
             skip,
             change,
             bump: reply_bumps_root,

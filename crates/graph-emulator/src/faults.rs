@@ -58,6 +58,8 @@ pub(crate) struct Pending {
 pub(crate) struct Scheduled {
     /// A route name as counted in `EmulatorStats::by_route`; "" for any Graph request.
     pub route: String,
+    /// A substring of the path (a team or channel id); "" for any.
+    pub scope: String,
     /// Matching requests still to let through first.
     pub skip: usize,
     pub change: Change,
@@ -69,7 +71,7 @@ pub(crate) async fn inject(State(app): State<Arc<Shared>>, req: Request, next: N
     let fault = {
         let mut w = app.lock();
         let route = crate::server::route_of(&path);
-        run_scheduled(&mut w, route);
+        run_scheduled(&mut w, route, &path);
         let mut fired = None;
         let matching = w.faults.iter_mut().filter(|p| {
             p.remaining > 0 && route == Some(p.route.as_str()) && path.contains(p.scope.as_str())
@@ -137,14 +139,14 @@ pub(crate) async fn inject(State(app): State<Arc<Shared>>, req: Request, next: N
 }
 
 /// Applies the scheduled changes that fall due with this request of `route`.
-fn run_scheduled(w: &mut World, route: Option<&str>) {
+fn run_scheduled(w: &mut World, route: Option<&str>, path: &str) {
     if w.control.scheduled.is_empty() {
         return;
     }
     let now = chrono::Utc::now().timestamp_millis();
     let mut due = Vec::new();
     w.control.scheduled.retain_mut(|s| {
-        if !s.route.is_empty() && route != Some(s.route.as_str()) {
+        if !s.route.is_empty() && route != Some(s.route.as_str()) || !path.contains(&s.scope) {
             return true;
         }
         if s.skip > 0 {

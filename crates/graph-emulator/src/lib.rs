@@ -4,7 +4,7 @@
 //!
 //! Map of the module:
 //! - [`tenant`]/[`directory`]/[`content`]/[`body`]/[`parts`]: the deterministic tenant (users, teams,
-//!   channels, messages) and its ground truth; [`mutate`]/[`changes`]: changes between crawls.
+//!   channels, messages); [`expect`]: its ground truth; [`mutate`]/[`changes`]: changes between crawls.
 //! - [`control`]: what tests steer (changes during a crawl, faults on a chosen request,
 //!   expiry answers, [`quirks`] of Graph).
 //! - [`identity`]: the token endpoint and the issued-token store; [`device`]: the device-code
@@ -24,6 +24,7 @@ mod control;
 mod delta;
 mod device;
 mod directory;
+mod expect;
 mod faults;
 mod foreground;
 mod graph;

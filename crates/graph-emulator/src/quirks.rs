@@ -12,8 +12,8 @@ pub struct Quirks {
     /// snapshot: a root that changes after it was returned comes back on a later page of
     /// the same round (Graph does this when a reply lands while a client pages).
     pub live_delta_rounds: bool,
-    /// Delta, list and reply pages carry fewer items than `$top` (between one and `$top`,
-    /// varying) and still a nextLink while more remain.
+    /// Delta, list and reply pages carry far fewer items than `$top` (one to five, varying)
+    /// and still a nextLink while more remain: a small channel takes several pages.
     pub short_pages: bool,
     /// `$expand=replies` stops at the inline limit (Graph: 1 000) without
     /// `replies@odata.nextLink`; only `replies@odata.count` tells that more exist.
@@ -27,8 +27,9 @@ pub struct Quirks {
 impl Quirks {
     /// How many items a page of `top` carries; `salt` varies it from page to page.
     pub(crate) fn page_size(&self, top: usize, salt: &str) -> usize {
+        const SHORT: u64 = 5;
         if self.short_pages && top > 1 {
-            1 + (mix_str(salt) % top as u64) as usize
+            1 + (mix_str(salt) % SHORT.min(top as u64 - 1)) as usize
         } else {
             top
         }

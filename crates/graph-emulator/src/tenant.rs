@@ -1,5 +1,5 @@
 //! The emulated tenant: users, teams, channels and messages, generated deterministically from
-//! a [`TenantSpec`], plus the ground truth derived from them.
+//! a [`TenantSpec`]; the ground truth derived from them is in `expect`.
 //!
 //! Times are kept as epoch milliseconds (`i64`), the resolution Graph uses for message ids and
 //! timestamps; a message id is its creation time in milliseconds, unique within the tenant.
@@ -11,11 +11,10 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 
-use crate::body::mention_user_ids;
-use crate::content::{marker_for, Content, Gen, Kind, Markers, Place, Sender};
+use crate::content::{marker_for, Content, Gen, Kind, Markers, Place};
 use crate::directory::{self, People};
 use crate::prng::Rng;
-use crate::truth::{Expected, SkipKind, TruthMessage};
+use crate::truth::Expected;
 use crate::TenantSpec;
 
 #[rustfmt::skip]
@@ -377,20 +376,6 @@ impl Tenant {
     pub(crate) fn team_by_id(&self, id: &str) -> Option<&Team> {
         self.teams.iter().find(|t| t.id == id)
     }
-
-    pub(crate) fn truth(&self) -> Vec<TruthMessage> {
-        let mut out = Vec::new();
-        for team in self.teams.iter().filter(|t| t.member) {
-            for ch in &team.channels {
-                for root in &ch.roots {
-                    for m in std::iter::once(root).chain(&root.replies) {
-                        out.push(self.truth_of(team, ch, root, m));
-                    }
-                }
-            }
-        }
-        out
-    }
 }
 
 pub(crate) fn new_message(created: i64, reply_to: Option<i64>, body: Body) -> Message {
@@ -406,66 +391,6 @@ pub(crate) fn new_message(created: i64, reply_to: Option<i64>, body: Body) -> Me
         activity: created,
         shown: created,
         extra: None,
-    }
-}
-
-impl Tenant {
-    fn truth_of(&self, team: &Team, ch: &Channel, root: &Message, m: &Message) -> TruthMessage {
-        let content = self.content(team, ch, m);
-        let surfaced = (root.shown >= m.modified).then_some(root.shown);
-        TruthMessage {
-            team_id: team.id.clone(),
-            channel_id: ch.id.clone(),
-            thread_id: root.id(),
-            message_id: m.id(),
-            team_private: team.private,
-            channel_private: ch.private,
-            created: to_utc(m.created),
-            last_modified: to_utc(m.modified),
-            deleted: m.deleted.is_some(),
-            expected: if m.deleted.is_some() {
-                Expected::Skip(SkipKind::Deleted)
-            } else {
-                self.expected_now(&content)
-            },
-            surfaced: surfaced.map(to_utc),
-            identities_changed: self.identities_changed(&content).map(to_utc),
-        }
-    }
-
-    /// What the content asks of a connector with today's directory: the author's and the
-    /// mentioned people's mails as `/users` lists them now.
-    fn expected_now(&self, c: &Content) -> Expected {
-        let (Expected::Forward { marker, .. }, Sender::User { id, .. }) = (&c.expected, &c.from)
-        else {
-            return c.expected.clone();
-        };
-        let Some(author) = self.people.mail_of(id) else {
-            return Expected::Skip(SkipKind::NoMail);
-        };
-        let mut mentions: Vec<String> = mention_user_ids(&c.mentions)
-            .filter_map(|u| self.people.mail_of(u))
-            .map(str::to_owned)
-            .collect();
-        mentions.sort();
-        mentions.dedup();
-        Expected::Forward {
-            author: author.to_owned(),
-            mentions,
-            marker: marker.clone(),
-        }
-    }
-
-    fn identities_changed(&self, c: &Content) -> Option<i64> {
-        let author = match &c.from {
-            Sender::User { id, .. } => Some(id.as_str()),
-            _ => None,
-        };
-        author
-            .into_iter()
-            .chain(mention_user_ids(&c.mentions))
-            .filter_map(|id| self.people.changed_of(id))
-            .max()
     }
 }
 

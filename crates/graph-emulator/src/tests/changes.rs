@@ -72,6 +72,11 @@ async fn message_json(
     v
 }
 
+/// `lastModifiedDateTime`, parsed (Graph trims trailing zeros: strings do not sort).
+fn time(v: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(v["lastModifiedDateTime"].as_str().unwrap()).unwrap()
+}
+
 fn delta_url(emu: &Emulator, team: &str, channel: &str) -> String {
     format!(
         "{}/v1.0/teams/{team}/channels/{channel}/messages/delta?$expand=replies",
@@ -146,7 +151,7 @@ async fn touches_and_reactions_change_nothing_anyone_wrote() {
 
     emu.apply(Change::Touch(vec![root.clone()]));
     let touched = message_json(&emu, &http, &access, &root).await;
-    assert!(touched["lastModifiedDateTime"].as_str() > before["lastModifiedDateTime"].as_str());
+    assert!(time(&touched) > time(&before));
     for field in [
         "body",
         "lastEditedDateTime",
@@ -159,7 +164,7 @@ async fn touches_and_reactions_change_nothing_anyone_wrote() {
 
     emu.apply(Change::React(vec![root.clone()]));
     let reacted = message_json(&emu, &http, &access, &root).await;
-    assert!(reacted["lastModifiedDateTime"].as_str() > touched["lastModifiedDateTime"].as_str());
+    assert!(time(&reacted) > time(&touched));
     assert_eq!(reacted["body"], before["body"]);
     let reaction = &reacted["reactions"][0];
     assert_eq!(reaction["reactionType"], "like");
@@ -371,7 +376,7 @@ async fn a_change_can_land_during_a_request() {
     let url = delta_url(&emu, &root.team_id, &root.channel_id);
     let (_, link, _) = delta_round(&http, &access, &url).await;
     // Due with the second delta request from now, before it is answered.
-    emu.apply_during("delta", 1, Change::Edit(vec![key(&root)]), true);
+    emu.apply_during("delta", "", 1, Change::Edit(vec![key(&root)]), true);
     let (status, first) = get(&http, &access, &link).await;
     assert_eq!(status, 200);
     assert!(first["value"].as_array().unwrap().is_empty());
@@ -381,7 +386,24 @@ async fn a_change_can_land_during_a_request() {
     assert_eq!(applied.len(), 1);
     assert_eq!(applied[0].edited, vec![key(&root)]);
     assert!(items.iter().any(|m| m["id"] == root.message_id.as_str()));
+    // A change scoped to another channel waits for that channel's requests.
+    emu.apply_during(
+        "delta",
+        "19:elsewhere",
+        0,
+        Change::Edit(vec![key(&root)]),
+        true,
+    );
+    assert_eq!(get(&http, &access, &link).await.0, 200);
+    assert!(emu.applied_during().is_empty());
+    assert_eq!(emu.clear_injected(), 1);
     // One not yet due is dropped by `clear_injected`.
-    emu.apply_during("replies", 5, Change::Edit(vec![key(&root)]), true);
+    emu.apply_during(
+        "replies",
+        &root.channel_id,
+        5,
+        Change::Edit(vec![key(&root)]),
+        true,
+    );
     assert_eq!(emu.clear_injected(), 1);
 }
