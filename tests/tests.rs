@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod delivery;
 mod keys;
+mod model;
 mod ops;
 mod pipeline;
 mod retries;

@@ -140,7 +140,9 @@ impl<'a> Progress<'a> {
         self.since = self.cursor.last_sync;
         self.newest = max_time(self.cursor.last_sync, self.cursor.round_newest);
         self.resume_ack = self.cursor.in_progress_acked.take();
-        let delta = self.delta_round().await?;
+        let Some(delta) = self.delta_round().await? else {
+            return Ok(());
+        };
         if self.incremental && self.crawl.include_replies {
             self.sweep().await?;
         }
@@ -167,9 +169,12 @@ impl<'a> Progress<'a> {
         )
     }
 
-    /// Follows delta to the end of the round; returns the round's deltaLink.
-    async fn delta_round(&mut self) -> Result<String, Stop> {
+    /// Follows delta to the end of the round; returns the round's deltaLink, or `None`
+    /// for an empty channel whose round cannot be followed (the cursor stays as it was).
+    async fn delta_round(&mut self) -> Result<Option<String>, Stop> {
         let (mut url, mut origin) = self.first_link();
+        // Pages of this round so far, and whether all of them were empty.
+        let (mut pages, mut empty) = (0usize, true);
         loop {
             self.check_budget(Some(&url)).await?;
             let page: Page<ChatMessage> = match self.get(&url).await {
@@ -178,8 +183,17 @@ impl<'a> Progress<'a> {
                     (url, origin) = self.fall_back(origin, &e);
                     continue;
                 }
+                // Graph opens an empty channel's round with an empty page whose nextLink it
+                // then refuses (400 "Parameter 'DeltaToken' not supported"): nothing to
+                // deliver and no deltaLink to keep, so the stored cursor stays as it was.
+                Err(Stop::Graph(e)) if pages > 0 && empty && is_expired_cursor(&e) => {
+                    tracing::info!(team = %self.place.team, channel = %self.place.channel, error = %e, "Graph refused the next page of a delta round that returned nothing so far (an empty channel); nothing to deliver, the cursor stays.");
+                    return Ok(None);
+                }
                 Err(stop) => return Err(stop),
             };
+            pages += 1;
+            empty &= page.value.is_empty();
             let resumed = origin == Origin::InProgress;
             origin = Origin::Fresh;
             self.page_url = Some(url.clone());
@@ -200,7 +214,7 @@ impl<'a> Progress<'a> {
                         "refusing to follow a link to another host than [microsoft] graph_url (an @odata.deltaLink)".into(),
                     )))
                 }
-                (None, Some(delta)) => return Ok(delta),
+                (None, Some(delta)) => return Ok(Some(delta)),
                 (None, None) => {
                     return Err(Stop::Graph(GraphError::Invalid(
                         "a delta page had neither @odata.nextLink nor @odata.deltaLink".into(),
