@@ -1,7 +1,9 @@
 //! Cases found by checking what the ingest holds against the emulator's ground truth
 //! (issue 10), pinned: each failed before its fix in `src/`.
 
-use graph_emulator::{Change, NewChannel, Quirks, TenantSpec};
+use std::collections::BTreeMap;
+
+use graph_emulator::{Change, MessageKey, NewChannel, Quirks, TenantSpec, TruthMessage};
 
 use crate::util::{assert_converged, Harness};
 
@@ -30,4 +32,58 @@ async fn issue_10_an_empty_channel_whose_delta_cannot_be_followed_is_not_a_failu
     let run = h.run(&["run"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_converged(&h, false);
+}
+
+/// Graph stops inline replies at 1 000 without `replies@odata.nextLink` at times; only
+/// `replies@odata.count` says more exist (here the cut is at 2). Every reply must arrive,
+/// through delta and through the reply sweep (an old reply edited without its root
+/// coming back in delta is beyond the inline cut).
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_10_replies_past_an_inline_cut_without_a_next_link_arrive() {
+    let spec = TenantSpec {
+        max_replies: 6,
+        ..TenantSpec::default()
+    };
+    let mut h = Harness::new(spec).await;
+    h.set("crawl", "reply_window = \"30d\"");
+    h.emu.set_quirks(Quirks {
+        inline_replies_without_next_link: true,
+        ..Quirks::default()
+    });
+    h.emu.set_inline_replies_limit(2);
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_converged(&h, false);
+
+    // The oldest reply of each thread with more than two, edited quietly.
+    let truth = h.expected(false);
+    let mut oldest: BTreeMap<(String, String), MessageKey> = BTreeMap::new();
+    for t in truth.values().filter(|t| t.message_id != t.thread_id) {
+        let thread = (t.channel_id.clone(), t.thread_id.clone());
+        let replies = truth
+            .values()
+            .filter(|r| {
+                (r.channel_id.clone(), r.thread_id.clone()) == thread && r.message_id != r.thread_id
+            })
+            .count();
+        let entry = oldest.entry(thread).or_insert_with(|| key(t));
+        if replies > 2 && t.message_id < entry.message_id {
+            *entry = key(t);
+        }
+    }
+    let quiet: Vec<MessageKey> = oldest.into_values().collect();
+    assert!(!quiet.is_empty());
+    h.emu.apply_bumping(Change::Edit(quiet), false);
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_converged(&h, false);
+}
+
+fn key(t: &TruthMessage) -> MessageKey {
+    MessageKey {
+        team_id: t.team_id.clone(),
+        channel_id: t.channel_id.clone(),
+        thread_id: t.thread_id.clone(),
+        message_id: t.message_id.clone(),
+    }
 }

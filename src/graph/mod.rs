@@ -99,6 +99,20 @@ impl Endpoints {
         )
     }
 
+    /// A root's replies, newest first: for when `$expand=replies` stopped short.
+    pub fn replies(&self, team: &str, channel: &str, root: &str) -> String {
+        let top = MESSAGE_PAGE.to_string();
+        self.url(
+            &format!(
+                "teams/{}/channels/{}/messages/{}/replies",
+                segment(team),
+                segment(channel),
+                segment(root)
+            ),
+            &[("$top", top.as_str())],
+        )
+    }
+
     /// True when `link` points at the configured Graph host: continuation links elsewhere
     /// are refused, so a tampered response cannot send our token to another host.
     pub fn owns(&self, link: &str) -> bool {

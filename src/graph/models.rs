@@ -60,6 +60,10 @@ pub struct ChatMessage {
     pub replies: Vec<ChatMessage>,
     #[serde(rename = "replies@odata.nextLink")]
     pub replies_next_link: Option<String>,
+    /// How many replies the root has; more than came inline without a nextLink means
+    /// Graph cut them off (it does at 1 000).
+    #[serde(rename = "replies@odata.count")]
+    pub replies_count: Option<usize>,
 }
 
 impl ChatMessage {

@@ -288,9 +288,26 @@ impl<'a> Progress<'a> {
             self.message(reply, &root.id, sweep, dir);
         }
         let mut next = root.replies_next_link.clone();
+        // Graph cuts inline replies at 1 000 without a nextLink at times: when the count
+        // says more exist, page `/replies` from the start and skip the inline ones.
+        let cut = next.is_none() && root.replies_count.is_some_and(|n| n > root.replies.len());
+        let inline: HashSet<&str> = if cut {
+            next = Some(self.crawl.graph.endpoints.replies(
+                &self.place.team,
+                &self.place.channel,
+                &root.id,
+            ));
+            root.replies.iter().map(|r| r.id.as_str()).collect()
+        } else {
+            HashSet::new()
+        };
         while let Some(url) = next {
             let page: Page<ChatMessage> = self.get(&url).await?;
-            for reply in &page.value {
+            for reply in page
+                .value
+                .iter()
+                .filter(|r| !inline.contains(r.id.as_str()))
+            {
                 self.message(reply, &root.id, sweep, dir);
             }
             next = page.next_link;
