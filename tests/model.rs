@@ -79,6 +79,33 @@ async fn issue_10_replies_past_an_inline_cut_without_a_next_link_arrive() {
     assert_converged(&h, false);
 }
 
+/// Graph serves some messages with `lastModifiedDateTime: null`. An edit still shows in
+/// `lastEditedDateTime`: it must be forwarded, not taken for a message older than the last
+/// sync because only `createdDateTime` was looked at.
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_10_an_edit_of_a_message_without_last_modified_is_forwarded() {
+    let h = Harness::new(TenantSpec::default()).await;
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let truth = h.expected(false);
+    let root = truth
+        .values()
+        .find(|t| t.thread_id == t.message_id)
+        .map(key)
+        .unwrap();
+    let reply = truth
+        .values()
+        .find(|t| t.thread_id != t.message_id)
+        .map(key)
+        .unwrap();
+    h.emu
+        .apply(Change::HideModified(vec![root.clone(), reply.clone()]));
+    h.emu.apply(Change::Edit(vec![root, reply]));
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_converged(&h, false);
+}
+
 fn key(t: &TruthMessage) -> MessageKey {
     MessageKey {
         team_id: t.team_id.clone(),

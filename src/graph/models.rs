@@ -49,6 +49,7 @@ pub struct ChatMessage {
     pub message_type: Option<String>,
     pub created_date_time: Option<String>,
     pub last_modified_date_time: Option<String>,
+    pub last_edited_date_time: Option<String>,
     pub deleted_date_time: Option<String>,
     pub from: Option<From>,
     pub body: Option<Body>,
@@ -67,12 +68,21 @@ pub struct ChatMessage {
 }
 
 impl ChatMessage {
-    /// `lastModifiedDateTime`, or `createdDateTime` when Graph left it out.
+    /// `lastModifiedDateTime`; when Graph left it out (it serves some messages with
+    /// `null`), the latest of `createdDateTime`, `lastEditedDateTime` and `deletedDateTime`,
+    /// so an edit or a deletion still counts as a change.
     pub fn modified(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.last_modified_date_time
-            .as_deref()
-            .or(self.created_date_time.as_deref())
-            .and_then(parse_time)
+        if let Some(t) = self.last_modified_date_time.as_deref().and_then(parse_time) {
+            return Some(t);
+        }
+        [
+            &self.created_date_time,
+            &self.last_edited_date_time,
+            &self.deleted_date_time,
+        ]
+        .into_iter()
+        .filter_map(|t| t.as_deref().and_then(parse_time))
+        .max()
     }
 
     pub fn created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
