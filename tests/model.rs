@@ -106,6 +106,51 @@ async fn issue_10_an_edit_of_a_message_without_last_modified_is_forwarded() {
     assert_converged(&h, false);
 }
 
+/// README, "Late replies": a reply to a thread older than `reply_window` is out of reach
+/// until delta shows the root again. When it does, the reply must arrive — even after
+/// another change in the channel moved the last sync time past the reply.
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_10_a_late_reply_to_an_old_thread_arrives_when_delta_shows_the_root_again() {
+    let mut h = Harness::new(TenantSpec {
+        teams: 1,
+        channels_per_team: 1,
+        ..TenantSpec::default()
+    })
+    .await;
+    h.set("crawl", "reply_window = \"1d\"");
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let truth = h.expected(false);
+    let old = truth
+        .values()
+        .filter(|t| t.thread_id == t.message_id)
+        .find(|t| t.created < chrono::Utc::now() - chrono::Duration::days(3))
+        .map(key)
+        .expect("an old thread");
+    let channel = graph_emulator::ChannelKey {
+        team_id: old.team_id.clone(),
+        channel_id: old.channel_id.clone(),
+    };
+    // A reply that does not bring its root back, then a newer change in the channel.
+    let late = h
+        .emu
+        .apply_bumping(Change::Reply(vec![old.clone()]), false)
+        .added;
+    h.emu.apply(Change::Root(vec![channel]));
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !h.received()
+            .contains_key(&h.doc_id(&truth_of(&h, &late[0]))),
+        "out of reach so far"
+    );
+    // The root changes: delta shows the thread again, with the late reply.
+    h.emu.apply(Change::Edit(vec![old]));
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_converged(&h, false);
+}
+
 fn key(t: &TruthMessage) -> MessageKey {
     MessageKey {
         team_id: t.team_id.clone(),
@@ -113,4 +158,8 @@ fn key(t: &TruthMessage) -> MessageKey {
         thread_id: t.thread_id.clone(),
         message_id: t.message_id.clone(),
     }
+}
+
+fn truth_of(h: &Harness, k: &MessageKey) -> TruthMessage {
+    h.emu.truth().into_iter().find(|t| &key(t) == k).unwrap()
 }

@@ -77,6 +77,9 @@ pub(super) struct Progress<'a> {
     /// within its thread. The sweep skips these, so nothing is sent or counted twice. Kept
     /// only on incremental rounds (the only ones a sweep follows).
     handled_replies: HashSet<(String, String)>,
+    /// Delta shows a thread the previous round's sweep no longer reached: its replies are
+    /// forwarded whatever their time (see [`Progress::root`]).
+    stale_thread: bool,
     batch: Vec<Document>,
     pub counts: ChannelCounts,
     /// Backfill: only messages created in this range, and no incremental cursor is touched.
@@ -109,6 +112,7 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
         page_docs: Vec::new(),
         resume_ack: None,
         handled_replies: HashSet::new(),
+        stale_thread: false,
         batch: Vec::with_capacity(crawl.batch_size),
         counts: ChannelCounts::default(),
         range: crawl.backfill,
@@ -278,7 +282,22 @@ impl<'a> Progress<'a> {
         if !self.crawl.include_replies {
             return Ok(());
         }
-        self.replies(root, false).await
+        // A reply that changed after its thread left the sweep window, without its root
+        // coming back in delta, was never read; delta showing the root now is the only
+        // chance (README, "Late replies"). Its time may be older than the last sync (another
+        // change in the channel moved it on), so replies of a thread the previous round's
+        // sweep no longer reached are forwarded whatever their time (at least once).
+        let window = chrono::Duration::from_std(self.crawl.reply_window)
+            .unwrap_or(chrono::Duration::days(14));
+        self.stale_thread = self.incremental
+            && self
+                .cursor
+                .synced_at
+                .zip(root.created())
+                .is_some_and(|(synced, created)| created < synced - window);
+        let replies = self.replies(root, false).await;
+        self.stale_thread = false;
+        replies
     }
 
     /// The replies of `root`: inline ones, then `replies@odata.nextLink` pages.
@@ -344,7 +363,8 @@ impl<'a> Progress<'a> {
         // equal to the last sync is resent (at least once). The sweep re-reads every recent
         // thread each run: there equal means "the newest one we sent", or it would be sent
         // again by every run.
-        if let (Some(since), Some(m)) = (self.since, modified) {
+        let stale = is_reply && !sweep && self.stale_thread;
+        if let (Some(since), Some(m), false) = (self.since, modified, stale) {
             if m < since || (sweep && m == since) {
                 if !sweep {
                     self.counts.seen += 1;
