@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use graph_emulator::{Change, MessageKey, NewChannel, Quirks, TenantSpec, TruthMessage};
+use graph_emulator::{
+    Change, EmulatorOptions, MessageKey, NewChannel, Quirks, TenantSpec, TruthMessage,
+};
 
 use crate::util::{assert_converged, Harness};
 
@@ -146,6 +148,53 @@ async fn issue_10_a_late_reply_to_an_old_thread_arrives_when_delta_shows_the_roo
     );
     // The root changes: delta shows the thread again, with the late reply.
     h.emu.apply(Change::Edit(vec![old]));
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_converged(&h, false);
+}
+
+/// Two replies land while a run sweeps a channel: the first in a thread the sweep already
+/// read, the second in one it reads next. The run forwards the second; the first must
+/// arrive in the next run, though it is older than what the run forwarded last.
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_10_a_reply_that_lands_behind_the_sweep_arrives_in_the_next_run() {
+    let opts = EmulatorOptions {
+        reply_bumps_root: false,
+        ..EmulatorOptions::default()
+    };
+    let spec = TenantSpec {
+        teams: 1,
+        channels_per_team: 1,
+        messages_per_channel: 60,
+        history_days: 2,
+        ..TenantSpec::default()
+    };
+    let mut h = Harness::with_options(spec, opts).await;
+    h.set("crawl", "reply_window = \"30d\"");
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The sweep reads the list newest first, 50 roots a page: the newest root is on its
+    // first page, the oldest on the second.
+    let mut roots: Vec<TruthMessage> = h
+        .emu
+        .truth()
+        .into_iter()
+        .filter(|t| t.thread_id == t.message_id && !t.deleted)
+        .collect();
+    roots.sort_by_key(|t| t.created);
+    let (oldest, newest) = (key(&roots[0]), key(roots.last().unwrap()));
+    // Both fall due with the sweep's second page, before it is answered.
+    h.emu
+        .apply_during("messages", "", 1, Change::Reply(vec![newest]), false);
+    h.emu
+        .apply_during("messages", "", 1, Change::Reply(vec![oldest]), false);
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        h.emu.applied_during().len(),
+        2,
+        "both landed during the sweep"
+    );
     let run = h.run(&["run"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_converged(&h, false);

@@ -70,6 +70,10 @@ pub struct ChannelCursor {
     /// Newest `lastModifiedDateTime` seen in the unfinished round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round_newest: Option<DateTime<Utc>>,
+    /// When the unfinished round began reading the channel (our clock): the sync time it
+    /// stores never passes it, so a change in a part already read waits for the next round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_started: Option<DateTime<Utc>>,
 }
 
 /// The acknowledged prefix of a page: its length and a digest of its document ids.

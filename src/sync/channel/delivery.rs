@@ -80,6 +80,7 @@ impl Progress<'_> {
         });
         self.cursor.in_progress = link;
         self.cursor.round_newest = self.newest;
+        self.cursor.round_started = Some(self.started);
         // Flushed, so a kill resends at most a page (at-least-once either way).
         self.crawl
             .store
@@ -96,11 +97,12 @@ impl Progress<'_> {
         }
         let cursor = ChannelCursor {
             delta_link: Some(delta),
-            last_sync: self.newest,
+            last_sync: self.sync_mark(),
             synced_at: Some(Utc::now()),
             in_progress: None,
             in_progress_acked: None,
             round_newest: None,
+            round_started: None,
         };
         self.crawl
             .store

@@ -64,6 +64,9 @@ pub(super) struct Progress<'a> {
     cursor: ChannelCursor,
     /// Newest `lastModifiedDateTime` handled so far.
     newest: Option<DateTime<Utc>>,
+    /// When this round began reading the channel (a resumed round: in the stopped run).
+    /// The stored sync time never passes it: see [`Progress::sync_mark`].
+    started: DateTime<Utc>,
     /// Messages modified before this were sent by an earlier run.
     pub since: Option<DateTime<Utc>>,
     incremental: bool,
@@ -106,6 +109,7 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
         place,
         cursor: ChannelCursor::default(),
         newest: None,
+        started: Utc::now(),
         since: None,
         incremental: false,
         page_url: None,
@@ -143,6 +147,10 @@ impl<'a> Progress<'a> {
         self.incremental = self.cursor.delta_link.is_some();
         self.since = self.cursor.last_sync;
         self.newest = max_time(self.cursor.last_sync, self.cursor.round_newest);
+        // A resumed round began in the stopped run: its sync time stops at that start (a
+        // cursor saved before `round_started` existed: at what the stopped run had seen).
+        let began = self.cursor.round_started.or(self.cursor.round_newest);
+        self.started = began.map_or(self.started, |b| b.min(self.started));
         self.resume_ack = self.cursor.in_progress_acked.take();
         let Some(delta) = self.delta_round().await? else {
             return Ok(());
@@ -401,6 +409,20 @@ impl<'a> Progress<'a> {
             }
             Outcome::Skip(why) => self.counts.skip(why),
         }
+    }
+
+    /// The sync time to store: the newest `lastModifiedDateTime` handled, but never past the
+    /// start of the round. A change that lands during the round, in a page or thread already
+    /// read, is older than what the round reads later; a mark past it would make the next
+    /// run take it for one already sent. Changes after the start are read again next run
+    /// (at least once). Graph's times are whole milliseconds: the cap is the millisecond
+    /// before the one the round began in, or a change later in that millisecond would look
+    /// older. Graph's clock against ours: a skew as large as the time between two such
+    /// changes could still hide one.
+    pub(super) fn sync_mark(&self) -> Option<DateTime<Utc>> {
+        let cap = DateTime::from_timestamp_millis(self.started.timestamp_millis() - 1)
+            .unwrap_or(self.started);
+        self.newest.map(|n| n.min(cap))
     }
 
     /// Maps an early stop to the channel's ending, recording aborts on the crawl.
