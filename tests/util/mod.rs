@@ -353,3 +353,27 @@ pub fn assert_converged(h: &Harness, include_private_teams: bool) {
         problems.join("\n")
     );
 }
+
+/// Documents the ingest holds whose id names no message of the tenant: what a key that
+/// mixes up teams, channels or threads produces.
+pub fn phantoms(h: &Harness) -> Vec<String> {
+    let known: std::collections::HashSet<String> =
+        h.emu.truth().iter().map(|t| h.doc_id(t)).collect();
+    latest(h)
+        .into_iter()
+        .filter(|(id, _)| !known.contains(id))
+        .map(|(id, d)| format!("{id} ({})", d["op"]))
+        .collect()
+}
+
+/// [`assert_converged`], and no document names a message the tenant does not have.
+pub fn assert_exact(h: &Harness, include_private_teams: bool) {
+    assert_converged(h, include_private_teams);
+    let extra = phantoms(h);
+    assert!(
+        extra.is_empty(),
+        "{} documents name no message of the tenant:\n{}",
+        extra.len(),
+        extra.join("\n")
+    );
+}
