@@ -1,7 +1,11 @@
 //! Test harness: a Graph emulator and an ingest sink on 127.0.0.1, a temp state dir and
-//! config, and the real `teams-connector` binary run against them.
+//! config, and the real `teams-connector` binary run against them. [`model`] is the
+//! randomized multi-round check against the emulator's ground truth (also run by
+//! `examples/soak.rs`, which includes this module by path).
 
 #![allow(dead_code)]
+
+pub mod model;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -175,7 +179,7 @@ impl Harness {
     /// started (for tests that must signal or kill it).
     pub fn command(&self, args: &[&str]) -> std::process::Command {
         self.write_config();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"));
+        let mut cmd = std::process::Command::new(connector_bin());
         cmd.arg("--config")
             .arg(self.config_path())
             .args(["--log-format", "json"])
@@ -246,8 +250,20 @@ impl Harness {
     }
 }
 
+/// The connector executable: `TEAMS_CONNECTOR_BIN` when set (the soak example sets it),
+/// else the one Cargo built for this test binary.
+pub fn connector_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("TEAMS_CONNECTOR_BIN") {
+        return path.into();
+    }
+    match option_env!("CARGO_BIN_EXE_teams-connector") {
+        Some(path) => path.into(),
+        None => panic!("set TEAMS_CONNECTOR_BIN to the teams-connector binary"),
+    }
+}
+
 pub async fn bin(args: &[String], env: &BTreeMap<String, String>) -> Run {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"));
+    let mut cmd = std::process::Command::new(connector_bin());
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
