@@ -91,7 +91,8 @@ pub(crate) fn message(
         "etag": m.modified.to_string(),
         "messageType": if c.system { "systemEventMessage" } else { "message" },
         "createdDateTime": graph_time(m.created),
-        "lastModifiedDateTime": opt_time((!extra.hide_modified).then_some(m.modified)),
+        // A deleted message always shows when (see `Change::HideModified`).
+        "lastModifiedDateTime": opt_time((!extra.hide_modified || deleted).then_some(m.modified)),
         "lastEditedDateTime": opt_time(m.edited),
         "deletedDateTime": opt_time(m.deleted.filter(|_| !extra.unmarked_delete)),
         "subject": null,

@@ -99,7 +99,8 @@ pub enum Change {
     /// an empty body (`lastModifiedDateTime` moves).
     DeleteUnmarked(Vec<MessageKey>),
     /// From now on served with `lastModifiedDateTime: null`, which no client can see as a
-    /// change; an edit still sets `lastEditedDateTime`, a deletion brings the timestamp back.
+    /// change; an edit still sets `lastEditedDateTime`, and a deleted message (before or
+    /// after) is served with its timestamp.
     HideModified(Vec<MessageKey>),
     /// These users (ids) leave the directory: `/users` lists them no more, their messages
     /// keep `from.user.id`. The technical user never leaves.

@@ -283,6 +283,11 @@ async fn unmarked_deletions_and_hidden_timestamps() {
         Expected::Skip(SkipKind::Deleted)
     );
 
+    // Hidden after an unmarked deletion: the deletion still shows when it happened.
+    emu.apply(Change::HideModified(vec![gone.clone()]));
+    let v = message_json(&emu, &http, &access, &gone).await;
+    assert!(v["lastModifiedDateTime"].is_string(), "{v}");
+
     emu.apply(Change::HideModified(vec![hidden.clone()]));
     let v = message_json(&emu, &http, &access, &hidden).await;
     assert!(v["lastModifiedDateTime"].is_null() && v["lastEditedDateTime"].is_null());
