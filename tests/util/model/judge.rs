@@ -149,7 +149,7 @@ impl Judge<'_> {
                 continue;
             };
             if due && !self.directory_leeway(t) {
-                problems.push(format!("{} (due): {why}", at(t)));
+                problems.push(format!("{} (due): {why} [document {id}]", at(t)));
                 continue;
             }
             let unchanged = doc == self.before.get(&id);
@@ -161,7 +161,7 @@ impl Judge<'_> {
                 pending += usize::from(!due);
             } else {
                 problems.push(format!(
-                    "{} (not yet due): {why}, and not what it was",
+                    "{} (not yet due): {why}, and not what it was [document {id}]",
                     at(t)
                 ));
             }
@@ -169,7 +169,7 @@ impl Judge<'_> {
         for (id, d) in now {
             if !ids.contains(id) {
                 problems.push(format!(
-                    "document {id} ({}) names no message of the tenant",
+                    "document {id} ({}) names no message of the tenant [document {id}]",
                     d["op"]
                 ));
             }
@@ -267,4 +267,35 @@ fn strict(t: &TruthMessage, doc: Option<&Value>) -> Result<(), String> {
             d["op"]
         )),
     }
+}
+
+/// What each run sent for the documents named in `problems` (`[document ID]`): one line
+/// per document, `run N: op…` over every run so far.
+pub fn histories(problems: &[String], runs: &[RunRecord], batches: &[ReceivedBatch]) -> String {
+    let ids: Vec<&str> = problems
+        .iter()
+        .filter_map(|p| {
+            p.rsplit_once("[document ")
+                .map(|(_, id)| id.trim_end_matches(']'))
+        })
+        .take(5)
+        .collect();
+    let mut out = String::new();
+    for id in ids {
+        let mut line = format!("history of {id}:");
+        for (n, r) in runs.iter().enumerate() {
+            let ops: Vec<String> = batches[r.batches.clone()]
+                .iter()
+                .flat_map(|b| b.documents.iter().map(move |d| (b.status, d)))
+                .filter(|(_, d)| d["id"] == id)
+                .map(|(status, d)| format!("{}({status})", d["op"].as_str().unwrap_or("?")))
+                .collect();
+            if !ops.is_empty() {
+                line.push_str(&format!(" run {n} (exit {}): {};", r.code, ops.join(" ")));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
 }

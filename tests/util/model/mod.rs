@@ -193,6 +193,17 @@ impl Model {
             }
         }
         let changed_during = !self.h.emu.applied_during().is_empty();
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            let runs: Vec<(i32, usize)> = self.runs[first_run..]
+                .iter()
+                .map(|r| (r.code, r.documents))
+                .collect();
+            let steps = plan::describe(&steps, &self.channels);
+            eprintln!(
+                "seed {} round {round}: runs (exit, documents) {runs:?}{steps}",
+                self.cfg.seed
+            );
+        }
         self.check(round, &steps, first_run, &earlier)?;
         let sent = self.runs[first_run..]
             .iter()
@@ -309,6 +320,7 @@ impl Model {
                 )
             })
             .collect();
+        let histories = judge::histories(problems, &self.runs, &self.h.sink.batches());
         let last = self
             .runs
             .last()
@@ -316,7 +328,7 @@ impl Model {
             .unwrap_or_default();
         let shown = problems.len().min(25);
         format!(
-            "model seed {seed}, round {round} of {rounds}: {n} problems\n{problems}\n\
+            "model seed {seed}, round {round} of {rounds}: {n} problems\n{problems}\n{histories}\
              quirks: {quirks:?}\nruns this round: {runs:?}\nsteps: {steps}\n\
              last run's log (tail):\n{last}\n\
              replay: MODEL_SEED={seed} MODEL_ROUNDS={rounds} MODEL_FAULTS={faults} \

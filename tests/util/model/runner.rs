@@ -28,6 +28,8 @@ pub struct RunRecord {
     pub signalled: bool,
     /// Documents the sink accepted during the run.
     pub documents: usize,
+    /// The sink's batches (accepted or not) that arrived during the run.
+    pub batches: std::ops::Range<usize>,
     pub stderr: String,
 }
 
@@ -42,6 +44,7 @@ pub async fn run(h: &Harness, signal: Option<(i32, u64)>) -> RunRecord {
     let log = h.dir.path().join("run.log");
     let file = std::fs::File::create(&log).expect("log file");
     let before = h.sink.documents().len();
+    let first_batch = h.sink.batches().len();
     let base = h.emu.stats().message_requests;
     let start = Utc::now();
     let started = Instant::now();
@@ -72,6 +75,7 @@ pub async fn run(h: &Harness, signal: Option<(i32, u64)>) -> RunRecord {
                 code: HUNG,
                 signalled,
                 documents: h.sink.documents().len() - before,
+                batches: first_batch..h.sink.batches().len(),
                 stderr: format!("(hung for {RUN_LIMIT:?}, killed)\n{}", read(&log)),
             };
         }
@@ -87,6 +91,7 @@ pub async fn run(h: &Harness, signal: Option<(i32, u64)>) -> RunRecord {
         code,
         signalled,
         documents: h.sink.documents().len() - before,
+        batches: first_batch..h.sink.batches().len(),
         stderr: read(&log),
     }
 }
