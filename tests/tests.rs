@@ -14,6 +14,7 @@ mod forget;
 mod hostile;
 mod keys;
 mod logs;
+mod model;
 mod ops;
 mod optout;
 mod outcome;

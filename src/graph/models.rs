@@ -62,6 +62,7 @@ pub struct ChatMessage {
     pub message_type: Option<String>,
     pub created_date_time: Option<String>,
     pub last_modified_date_time: Option<String>,
+    pub last_edited_date_time: Option<String>,
     pub deleted_date_time: Option<String>,
     pub from: Option<From>,
     pub body: Option<Body>,
@@ -73,19 +74,32 @@ pub struct ChatMessage {
     pub replies: Vec<ChatMessage>,
     #[serde(rename = "replies@odata.nextLink")]
     pub replies_next_link: Option<String>,
-    /// How many replies the root has: more than came inline, without a nextLink, means
-    /// Graph cut the inline list short (seen at 1 000).
+    /// How many replies the root has; more than came inline without a nextLink means
+    /// Graph cut them off (it does at 1 000).
     #[serde(rename = "replies@odata.count")]
-    pub replies_count: Option<u64>,
+    pub replies_count: Option<usize>,
 }
 
 impl ChatMessage {
-    /// `lastModifiedDateTime`, or `createdDateTime` when Graph left it out (or nulled it).
+    /// `lastModifiedDateTime`; when Graph left it out (it serves some messages with
+    /// `null`), the latest of `createdDateTime`, `lastEditedDateTime` and `deletedDateTime`,
+    /// so an edit or a deletion still counts as a change.
     pub fn modified(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.last_modified_date_time
+        if let Some(t) = self
+            .last_modified_date_time
             .as_deref()
             .and_then(super::time::parse)
-            .or_else(|| self.created())
+        {
+            return Some(t);
+        }
+        [
+            &self.created_date_time,
+            &self.last_edited_date_time,
+            &self.deleted_date_time,
+        ]
+        .into_iter()
+        .filter_map(|t| t.as_deref().and_then(super::time::parse))
+        .max()
     }
 
     pub fn created(&self) -> Option<chrono::DateTime<chrono::Utc>> {

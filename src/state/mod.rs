@@ -93,6 +93,10 @@ pub struct ChannelCursor {
     /// Graph requests of the last completed round: big channels start first next run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<u32>,
+    /// When the unfinished round began reading the channel (our clock): the sync time it
+    /// stores never passes it, so a change in a part already read waits for the next round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_started: Option<DateTime<Utc>>,
 }
 
 /// The acknowledged prefix of a page: its length and a digest of its document ids.

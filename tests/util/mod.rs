@@ -1,7 +1,11 @@
 //! Test harness: a Graph emulator and an ingest sink on 127.0.0.1, a temp state dir and
-//! config, and the real `teams-connector` binary run against them.
+//! config, and the real `teams-connector` binary run against them. [`model`] is the
+//! randomized multi-round check against the emulator's ground truth (also run by
+//! `examples/soak.rs`, which includes this module by path).
 
 #![allow(dead_code)]
+
+pub mod model;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -175,7 +179,7 @@ impl Harness {
     /// started (for tests that must signal or kill it).
     pub fn command(&self, args: &[&str]) -> std::process::Command {
         self.write_config();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"));
+        let mut cmd = std::process::Command::new(connector_bin());
         cmd.arg("--config")
             .arg(self.config_path())
             .args(["--log-format", "json"])
@@ -276,8 +280,20 @@ impl Harness {
     }
 }
 
+/// The connector executable: `TEAMS_CONNECTOR_BIN` when set (the soak example sets it),
+/// else the one Cargo built for this test binary.
+pub fn connector_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("TEAMS_CONNECTOR_BIN") {
+        return path.into();
+    }
+    match option_env!("CARGO_BIN_EXE_teams-connector") {
+        Some(path) => path.into(),
+        None => panic!("set TEAMS_CONNECTOR_BIN to the teams-connector binary"),
+    }
+}
+
 pub async fn bin(args: &[String], env: &BTreeMap<String, String>) -> Run {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_teams-connector"));
+    let mut cmd = std::process::Command::new(connector_bin());
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -400,4 +416,28 @@ pub fn final_error(stderr: &str) -> String {
     }
     assert_eq!(found.len(), 1, "one final error expected:\n{stderr}");
     found.remove(0)
+}
+
+/// Documents the ingest holds whose id names no message of the tenant: what a key that
+/// mixes up teams, channels or threads produces.
+pub fn phantoms(h: &Harness) -> Vec<String> {
+    let known: std::collections::HashSet<String> =
+        h.emu.truth().iter().map(|t| h.doc_id(t)).collect();
+    latest(h)
+        .into_iter()
+        .filter(|(id, _)| !known.contains(id))
+        .map(|(id, d)| format!("{id} ({})", d["op"]))
+        .collect()
+}
+
+/// [`assert_converged`], and no document names a message the tenant does not have.
+pub fn assert_exact(h: &Harness, include_private_teams: bool) {
+    assert_converged(h, include_private_teams);
+    let extra = phantoms(h);
+    assert!(
+        extra.is_empty(),
+        "{} documents name no message of the tenant:\n{}",
+        extra.len(),
+        extra.join("\n")
+    );
 }

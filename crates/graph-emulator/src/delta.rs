@@ -3,7 +3,9 @@
 //! Delta follows Graph's round model: a round (the initial request, or a request with a
 //! `$deltatoken`) snapshots the channel's change counter; its pages return the roots changed
 //! since the previous round up to that snapshot, oldest change first, and the last page carries
-//! the `@odata.deltaLink` for the next round. See `tenant::Message::seq`.
+//! the `@odata.deltaLink` for the next round. See `tenant::Message::seq`. With
+//! `Quirks::live_delta_rounds` there is no snapshot: each page reads the channel as it is,
+//! so a root that changes mid-round comes back on a later page.
 
 // Errors here are finished HTTP responses handed straight back to axum; boxing them would
 // only add noise to every handler.
@@ -12,14 +14,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use crate::graph::{bad_request, find_channel, Params};
-use crate::links::{DeltaCursor, Link};
+use crate::graph::{bad_request, find_channel, graph_error, Params};
+use crate::links::{DeltaCursor, Expiry, Link};
 use crate::messages::{respond, root_json};
 use crate::prng::mix_str;
+use crate::quirks::Quirks;
 use crate::render::Flavor;
 use crate::tenant::{Channel, Message, Team, Tenant};
 use crate::Shared;
@@ -30,6 +33,23 @@ const DELTA_WINDOW_MS: i64 = 240 * 86_400_000;
 /// The 400 Graph answers for a delta/skip token it does not accept.
 fn bad_token() -> Response {
     bad_request("Parameter 'DeltaToken' not supported for this request.")
+}
+
+/// A token Graph does not take: expired ones the way the expiry asked, others as bad.
+fn refused(app: &Shared, token: &str) -> Response {
+    match app.links.expired(token) {
+        Some(Expiry::SyncStateNotFound) => graph_error(
+            StatusCode::BAD_REQUEST,
+            "syncStateNotFound",
+            "The sync state generation is not found. The delta token is expired and data must be synchronized again.",
+        ),
+        Some(Expiry::ResyncRequired) => graph_error(
+            StatusCode::GONE,
+            "resyncRequired",
+            "Resync required. Replace any local items with the server's version.",
+        ),
+        _ => bad_token(),
+    }
 }
 
 pub(crate) async fn delta(
@@ -44,17 +64,43 @@ pub(crate) async fn delta(
         Ok(x) => x,
         Err(e) => return e,
     };
+    let quirks = &w.control.quirks;
+    let opening = p.get("$skiptoken").is_none() && p.get("$deltatoken").is_none();
+    if opening && quirks.empty_channel_delta_fails && ch.roots.is_empty() {
+        return respond(&headers, dead_opener(&app, tm, ch));
+    }
     match round_cursor(&app, ch, &p) {
-        Ok(c) => respond(&headers, delta_page(&app, &w.tenant, tm, ch, c)),
+        Ok(c) => respond(&headers, delta_page(&app, &w.tenant, quirks, tm, ch, c)),
         Err(e) => e,
     }
+}
+
+/// An empty channel's first page: nothing, and a nextLink Graph then refuses (the
+/// reported behaviour behind `error-400-delta-token-not-supported.json`).
+fn dead_opener(app: &Shared, team: &Team, ch: &Channel) -> Value {
+    let token = app.links.encode(&Link::Dead {
+        channel: ch.id.clone(),
+    });
+    json!({
+        "@odata.context": format!("{}/v1.0/$metadata#Collection(chatMessage)", app.base),
+        "@odata.nextLink": format!("{}?$skiptoken={token}", delta_base(app, team, ch)),
+        "value": [],
+    })
+}
+
+fn delta_base(app: &Shared, team: &Team, ch: &Channel) -> String {
+    format!(
+        "{}/v1.0/teams/{}/channels/{}/messages/delta",
+        app.base, team.id, ch.id
+    )
 }
 
 fn round_cursor(app: &Shared, ch: &Channel, p: &Params) -> Result<DeltaCursor, Response> {
     if let Some(tok) = p.get("$skiptoken") {
         return match app.links.decode(tok) {
             Some(Link::Delta(c)) if c.channel == ch.id => Ok(c),
-            _ => Err(bad_token()),
+            Some(_) => Err(bad_token()),
+            None => Err(refused(app, tok)),
         };
     }
     if let Some(tok) = p.get("$deltatoken") {
@@ -74,7 +120,8 @@ fn round_cursor(app: &Shared, ch: &Channel, p: &Params) -> Result<DeltaCursor, R
                 since: None,
                 first: true,
             }),
-            _ => Err(bad_token()),
+            Some(_) => Err(bad_token()),
+            None => Err(refused(app, tok)),
         };
     }
     let since = match p.get("$filter") {
@@ -107,11 +154,15 @@ fn modified_filter(f: &str) -> Option<i64> {
     parsed.ok().map(|t| t.timestamp_millis())
 }
 
-fn delta_page(app: &Shared, t: &Tenant, team: &Team, ch: &Channel, c: DeltaCursor) -> Value {
-    let base = format!(
-        "{}/v1.0/teams/{}/channels/{}/messages/delta",
-        app.base, team.id, ch.id
-    );
+fn delta_page(
+    app: &Shared,
+    t: &Tenant,
+    quirks: &Quirks,
+    team: &Team,
+    ch: &Channel,
+    c: DeltaCursor,
+) -> Value {
+    let base = delta_base(app, team, ch);
     let mut body =
         json!({"@odata.context": format!("{}/v1.0/$metadata#Collection(chatMessage)", app.base)});
     // Real Graph sometimes opens a round with an empty page that still has a nextLink; do it
@@ -129,21 +180,27 @@ fn delta_page(app: &Shared, t: &Tenant, team: &Team, ch: &Channel, c: DeltaCurso
     }
     let horizon = chrono::Utc::now().timestamp_millis() - DELTA_WINDOW_MS;
     let bumps = app.opts.reply_bumps_root;
+    let upper = if quirks.live_delta_rounds {
+        ch.seq
+    } else {
+        c.upper
+    };
     let mut items: Vec<&Message> = ch
         .roots
         .iter()
-        .filter(|m| m.seq > c.after && m.seq <= c.upper && m.created >= horizon)
+        .filter(|m| m.seq > c.after && m.seq <= upper && m.created >= horizon)
         .filter(|m| {
-            c.since
-                .is_none_or(|s| (if bumps { m.activity } else { m.modified }) > s)
+            let changed = if bumps { m.activity } else { m.modified };
+            c.since.is_none_or(|s| changed.max(m.shown) > s)
         })
         .collect();
     items.sort_by_key(|m| m.seq);
-    let more = items.len() > c.top;
-    items.truncate(c.top);
+    let take = quirks.page_size(c.top, &format!("{}|{}|{}", c.channel, c.lower, c.after));
+    let more = items.len() > take;
+    items.truncate(take);
     let value: Vec<Value> = items
         .iter()
-        .map(|m| root_json(app, t, team, ch, m, c.expand, Flavor::Delta))
+        .map(|m| root_json(app, t, quirks, team, ch, m, c.expand, Flavor::Delta))
         .collect();
     body["value"] = json!(value);
     match (more, items.last()) {
@@ -161,7 +218,7 @@ fn delta_page(app: &Shared, t: &Tenant, team: &Team, ch: &Channel, c: DeltaCurso
         _ => {
             let round = Link::Round {
                 channel: c.channel,
-                upper: c.upper,
+                upper,
                 top: c.top,
                 expand: c.expand,
             };

@@ -1,7 +1,9 @@
 //! Injected bad answers from Graph, for the connector's bad-input tests: an HTML error
-//! page, truncated JSON, a page without `value`, a continuation link to another host, and
-//! 403/404 in Graph's own error shapes — on the next matching request of a route,
-//! optionally of one channel only.
+//! page, truncated JSON, a page without `value`, a continuation link to another host,
+//! 403/404 in Graph's own error shapes and throttling answers — on a chosen matching request
+//! of a route (the next one, or after letting some through), optionally of one channel only.
+//! The same middleware applies changes scheduled for a request (`Emulator::apply_during`),
+//! before that request is answered: the tenant changes while a client pages through it.
 
 use std::sync::Arc;
 
@@ -11,7 +13,8 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::Shared;
+use crate::truth::Change;
+use crate::{Shared, World};
 
 /// What the injected answer looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,12 @@ pub enum Fault {
     NotFound,
     /// 504 with Graph's generic error body and no `Retry-After`.
     GatewayTimeout,
+    /// `status` (429, 503, 504…) with the throttling body of `throttled-429-response.json`
+    /// and, when given, `Retry-After` in decimal seconds.
+    Throttled {
+        status: u16,
+        retry_after_ms: Option<u32>,
+    },
 }
 
 /// A pending fault: `route` as counted in `EmulatorStats::by_route`, `scope` a substring
@@ -38,8 +47,23 @@ pub enum Fault {
 pub(crate) struct Pending {
     pub route: String,
     pub scope: String,
+    /// Matching requests still to let through before the first fault.
+    pub skip: usize,
     pub fault: Fault,
     pub remaining: usize,
+}
+
+/// A change to apply when a matching request arrives.
+#[derive(Debug, Clone)]
+pub(crate) struct Scheduled {
+    /// A route name as counted in `EmulatorStats::by_route`; "" for any Graph request.
+    pub route: String,
+    /// A substring of the path (a team or channel id); "" for any.
+    pub scope: String,
+    /// Matching requests still to let through first.
+    pub skip: usize,
+    pub change: Change,
+    pub bump: bool,
 }
 
 pub(crate) async fn inject(State(app): State<Arc<Shared>>, req: Request, next: Next) -> Response {
@@ -47,13 +71,23 @@ pub(crate) async fn inject(State(app): State<Arc<Shared>>, req: Request, next: N
     let fault = {
         let mut w = app.lock();
         let route = crate::server::route_of(&path);
-        let found = w.faults.iter_mut().find(|p| {
+        run_scheduled(&mut w, route, &path);
+        let mut fired = None;
+        let matching = w.faults.iter_mut().filter(|p| {
             p.remaining > 0 && route == Some(p.route.as_str()) && path.contains(p.scope.as_str())
         });
-        found.map(|p| {
-            p.remaining -= 1;
-            p.fault
-        })
+        for p in matching {
+            if p.skip > 0 {
+                p.skip -= 1;
+            } else if fired.is_none() {
+                p.remaining -= 1;
+                fired = Some(p.fault);
+            }
+        }
+        if matches!(fired, Some(Fault::Throttled { .. })) {
+            w.stats.throttled += 1;
+        }
+        fired
     };
     let Some(fault) = fault else {
         return next.run(req).await;
@@ -83,6 +117,14 @@ pub(crate) async fn inject(State(app): State<Arc<Shared>>, req: Request, next: N
             StatusCode::GATEWAY_TIMEOUT,
             r#"{"error":{"code":"UnknownError","message":"Gateway timeout"}}"#.into(),
         ),
+        Fault::Throttled {
+            status,
+            retry_after_ms,
+        } => crate::graph::throttled_response(&crate::graph::Throttle {
+            remaining: 0,
+            status,
+            retry_after: retry_after_ms.map(|ms| format!("{:.3}", f64::from(ms) / 1000.0)),
+        }),
         Fault::ForeignLink => {
             let resp = next.run(req).await;
             let (parts, body) = resp.into_parts();
@@ -93,6 +135,30 @@ pub(crate) async fn inject(State(app): State<Arc<Shared>>, req: Request, next: N
                 String::from_utf8_lossy(&bytes).replace(&app.base, "http://graph.attacker.example");
             Response::from_parts(parts, Body::from(text))
         }
+    }
+}
+
+/// Applies the scheduled changes that fall due with this request of `route`.
+fn run_scheduled(w: &mut World, route: Option<&str>, path: &str) {
+    if w.control.scheduled.is_empty() {
+        return;
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut due = Vec::new();
+    w.control.scheduled.retain_mut(|s| {
+        if !s.route.is_empty() && route != Some(s.route.as_str()) || !path.contains(&s.scope) {
+            return true;
+        }
+        if s.skip > 0 {
+            s.skip -= 1;
+            return true;
+        }
+        due.push((s.change.clone(), s.bump));
+        false
+    });
+    for (change, bump) in due {
+        let report = w.tenant.apply(&change, bump, now);
+        w.control.applied.push(report);
     }
 }
 

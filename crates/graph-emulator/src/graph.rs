@@ -282,7 +282,8 @@ pub(crate) async fn users(State(app): State<Arc<Shared>>, RawQuery(q): RawQuery)
         Some(_) => return bad_request("Invalid skip token."),
     };
     let w = app.lock();
-    let all = &w.tenant.people.users;
+    // People who left the directory are not listed (their messages stay).
+    let all: Vec<_> = w.tenant.people.users.iter().filter(|u| !u.left).collect();
     let value: Vec<Value> = all
         .iter()
         .skip(offset)

@@ -4,9 +4,12 @@
 //!
 //! Map of the module:
 //! - [`tenant`]/[`directory`]/[`content`]/[`body`]/[`parts`]: the deterministic tenant (users, teams,
-//!   channels, messages) and its ground truth; [`skew`]: shapes a uniform spec cannot give;
-//!   [`mutate`]: changes between crawls; [`reach`]: shared channels, associated teams
-//!   (`/me/teamwork/associatedTeams`), mail changes, messages posted as a chosen person.
+//!   channels, messages); [`expect`]: its ground truth; [`skew`]: shapes a uniform spec
+//!   cannot give; [`mutate`]/[`changes`]: changes between crawls; [`reach`]: shared channels,
+//!   associated teams (`/me/teamwork/associatedTeams`), mail changes, messages posted as a
+//!   chosen person.
+//! - [`control`]: what tests steer (changes during a crawl, faults on a chosen request,
+//!   expiry answers, [`quirks`] of Graph).
 //! - [`identity`]: the token endpoint and the issued-token store; [`device`]: the device-code
 //!   flow (`/devicecode` and its polling grant).
 //! - [`graph`]/[`delta`]/[`messages`]/[`render`]/[`links`]: Graph routes, JSON shapes, opaque tokens.
@@ -19,10 +22,13 @@
 //! response (never across an await), and the tenant is small, so contention does not matter.
 
 mod body;
+mod changes;
 mod content;
+mod control;
 mod delta;
 mod device;
 mod directory;
+mod expect;
 mod faults;
 mod foreground;
 mod graph;
@@ -33,6 +39,7 @@ mod messages;
 mod mutate;
 mod parts;
 mod prng;
+mod quirks;
 mod reach;
 mod render;
 mod server;
@@ -55,10 +62,15 @@ pub use faults::Fault;
 pub use foreground::{run_foreground, Foreground};
 pub use identity::TokenFailure;
 pub use limits::{max_in_window, Limits, Routes};
+pub use links::Expiry;
+pub use quirks::Quirks;
 pub use reach::{ChannelInfo, Person};
-pub use sink::{ReceivedBatch, Sink};
+pub use sink::{ReceivedBatch, Sink, SinkFault};
 pub use skew::Skew;
-pub use truth::{Change, Expected, MessageKey, Mutation, MutationReport, SkipKind, TruthMessage};
+pub use truth::{
+    Change, ChannelKey, DirectoryUser, Expected, MessageKey, Mutation, MutationReport, NewChannel,
+    SkipKind, TruthMessage,
+};
 
 /// Shape of the generated tenant. Equal specs give equal tenants (ids, texts, times relative
 /// to the start).
@@ -220,6 +232,8 @@ pub(crate) struct World {
     pub arrivals: Vec<Duration>,
     /// Shared channels, associated teams, former mails (see [`reach`]).
     pub reach: reach::Reach,
+    /// Quirks, scheduled changes (see [`control`]).
+    pub control: control::Control,
 }
 
 impl World {
@@ -327,6 +341,7 @@ impl Emulator {
                 limiter: limits::Limiter::default(),
                 arrivals: Vec::new(),
                 reach: reach::Reach::default(),
+                control: control::Control::default(),
             }),
             base: format!("http://{local}"),
             latency_us: std::sync::atomic::AtomicU64::new(opts.latency.as_micros() as u64),
@@ -441,7 +456,13 @@ impl Emulator {
             .people
             .users
             .iter()
-            .flat_map(|u| u.mail.iter().cloned().chain([u.upn.clone()]))
+            .flat_map(|u| {
+                u.mail
+                    .iter()
+                    .chain(&u.former_mails)
+                    .cloned()
+                    .chain([u.upn.clone()])
+            })
             .chain(w.reach.former_mails.values().flatten().cloned());
         let mut out: Vec<String> = w
             .tenant
@@ -460,12 +481,7 @@ impl Emulator {
     /// Answers the next `times` requests of `route` (a name of `EmulatorStats::by_route`)
     /// whose path contains `scope` (a team or channel id; "" for any) with `fault`.
     pub fn inject(&self, route: &str, scope: &str, fault: Fault, times: usize) {
-        self.shared.lock().faults.push(faults::Pending {
-            route: route.to_string(),
-            scope: scope.to_string(),
-            fault,
-            remaining: times,
-        });
+        self.inject_after(route, scope, 0, fault, times);
     }
 
     /// Answers every request this much later (a slow or far-away tenant).

@@ -3,9 +3,11 @@
 //! Real Graph tokens are opaque and carry the query options, so a client must follow
 //! `@odata.nextLink`/`@odata.deltaLink` verbatim. These tokens imitate that: a small text record
 //! plus a keyed checksum, hex-encoded. A token edited by hand, cut short or minted by another
-//! tenant fails the checksum and is answered with the 400 Graph gives for a bad delta token.
+//! tenant fails the checksum and is answered with the 400 Graph gives for a bad delta token;
+//! one from before [`Tokens::expire`] is recognised as expired and answered the way the
+//! expiry asked for ([`Expiry`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -56,6 +58,34 @@ pub(crate) enum Link {
     Users { offset: usize },
     /// `$skiptoken` of the tenant-wide team list.
     Teams { offset: usize },
+    /// The nextLink of an empty channel's first delta page: following it fails.
+    Dead { channel: String },
+}
+
+/// How Graph answers a delta or skip token whose sync state it dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expiry {
+    /// 400 BadRequest "Parameter 'DeltaToken' not supported for this request."
+    #[default]
+    DeltaTokenNotSupported,
+    /// 400 `syncStateNotFound`: "The sync state generation is not found…"
+    SyncStateNotFound,
+    /// 410 Gone `resyncRequired`.
+    ResyncRequired,
+}
+
+impl Expiry {
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(c: u8) -> Expiry {
+        match c {
+            1 => Expiry::SyncStateNotFound,
+            2 => Expiry::ResyncRequired,
+            _ => Expiry::DeltaTokenNotSupported,
+        }
+    }
 }
 
 /// Mints and checks tokens for one tenant.
@@ -64,6 +94,8 @@ pub(crate) struct Tokens {
     key: String,
     /// Bumped to invalidate every token issued before (`Emulator::expire_delta_tokens`).
     epoch: AtomicU64,
+    /// How tokens of an earlier epoch are answered ([`Expiry`] as a number).
+    expiry: AtomicU8,
 }
 
 impl Tokens {
@@ -71,6 +103,7 @@ impl Tokens {
         Tokens {
             key: format!("emulator-link-key-{seed}"),
             epoch: AtomicU64::new(0),
+            expiry: AtomicU8::new(0),
         }
     }
 
@@ -107,6 +140,7 @@ impl Tokens {
             } => format!("P|{channel}|{root}|{before}|{top}"),
             Link::Users { offset } => format!("U|{offset}"),
             Link::Teams { offset } => format!("T|{offset}"),
+            Link::Dead { channel } => format!("X|{channel}"),
         };
         let mut out = hex(payload.as_bytes());
         out.push_str(&self.check(&payload));
@@ -126,11 +160,34 @@ impl Tokens {
     }
 
     pub(crate) fn expire(&self) {
+        self.expire_as(Expiry::DeltaTokenNotSupported);
+    }
+
+    /// Invalidates every token issued so far; following one is answered as `how` says.
+    pub(crate) fn expire_as(&self, how: Expiry) {
+        self.expiry.store(how.code(), Ordering::Relaxed);
         self.epoch.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How to answer `token` if it was valid before an expiry (and is not now).
+    pub(crate) fn expired(&self, token: &str) -> Option<Expiry> {
+        if token.len() < 12 || !token.is_ascii() {
+            return None;
+        }
+        let (body, check) = token.split_at(token.len() - 12);
+        let payload = String::from_utf8(unhex(body)?).ok()?;
+        let now = self.epoch.load(Ordering::Relaxed);
+        (0..now)
+            .any(|e| self.check_at(e, &payload) == check)
+            .then(|| Expiry::from_code(self.expiry.load(Ordering::Relaxed)))
+    }
+
     fn check(&self, payload: &str) -> String {
-        let epoch = format!("|{}|", self.epoch.load(Ordering::Relaxed));
+        self.check_at(self.epoch.load(Ordering::Relaxed), payload)
+    }
+
+    fn check_at(&self, epoch: u64, payload: &str) -> String {
+        let epoch = format!("|{epoch}|");
         let digest = Sha256::new()
             .chain_update(&self.key)
             .chain_update(epoch)
@@ -182,6 +239,9 @@ fn parse(payload: &str) -> Option<Link> {
         ("T", 2) => Link::Teams {
             offset: f[1].parse().ok()?,
         },
+        ("X", 2) => Link::Dead {
+            channel: f[1].to_owned(),
+        },
         _ => return None,
     })
 }
@@ -224,5 +284,17 @@ mod tests {
         assert_eq!(t.decode(&bad), None);
         assert_eq!(Tokens::new(2).decode(&tok), None);
         assert_eq!(t.decode("garbage"), None);
+    }
+
+    #[test]
+    fn expired_tokens_are_told_from_bad_ones() {
+        let t = Tokens::new(1);
+        let tok = t.encode(&Link::Users { offset: 3 });
+        assert_eq!(t.expired(&tok), None);
+        t.expire_as(Expiry::ResyncRequired);
+        assert_eq!(t.decode(&tok), None);
+        assert_eq!(t.expired(&tok), Some(Expiry::ResyncRequired));
+        assert_eq!(t.expired(&t.encode(&Link::Users { offset: 3 })), None);
+        assert_eq!(t.expired("00112233445566778899aabb"), None);
     }
 }

@@ -16,14 +16,17 @@ use serde_json::{json, Value};
 
 use crate::graph::{bad_request, find_channel, graph_error, Params};
 use crate::links::Link;
+use crate::quirks::Quirks;
 use crate::render::{self, encode_component, Flavor};
 use crate::tenant::{Channel, Message, Team, Tenant};
 use crate::Shared;
 
 /// A root, with its replies inline (newest first) when `$expand=replies`.
+#[allow(clippy::too_many_arguments)] // the route's whole context, passed through once
 pub(crate) fn root_json(
     app: &Shared,
     t: &Tenant,
+    quirks: &Quirks,
     team: &Team,
     ch: &Channel,
     m: &Message,
@@ -42,7 +45,7 @@ pub(crate) fn root_json(
         .map(|r| render::message(t, team, ch, &m.id(), r, flavor))
         .collect();
     v["replies@odata.count"] = json!(m.replies.len());
-    if newest.len() > limit {
+    if newest.len() > limit && !quirks.inline_replies_without_next_link {
         let link = Link::Replies {
             channel: ch.id.clone(),
             root: m.id(),
@@ -102,13 +105,15 @@ pub(crate) async fn list(
             (Err(e), _) | (_, Err(e)) => return e,
         },
     };
+    let quirks = &w.control.quirks;
     let mut roots: Vec<&Message> = ch.roots.iter().filter(|m| m.created < before).collect();
     roots.sort_by_key(|m| std::cmp::Reverse(m.created));
-    let more = roots.len() > top;
-    roots.truncate(top);
+    let take = quirks.page_size(top, &format!("L|{}|{before}", ch.id));
+    let more = roots.len() > take;
+    roots.truncate(take);
     let value: Vec<Value> = roots
         .iter()
-        .map(|m| root_json(&app, &w.tenant, tm, ch, m, expand, Flavor::List))
+        .map(|m| root_json(&app, &w.tenant, quirks, tm, ch, m, expand, Flavor::List))
         .collect();
     let mut body = json!({"@odata.context": list_context(&app, tm, ch), "@odata.count": value.len(), "value": value});
     if let (true, Some(last)) = (more, roots.last()) {
@@ -154,7 +159,8 @@ pub(crate) async fn single(
         Ok(x) => x,
         Err(e) => return e,
     };
-    let mut v = root_json(&app, &w.tenant, tm, ch, m, expand, Flavor::List);
+    let quirks = &w.control.quirks;
+    let mut v = root_json(&app, &w.tenant, quirks, tm, ch, m, expand, Flavor::List);
     v["@odata.context"] = json!(format!("{}/$entity", list_context(&app, tm, ch)));
     respond(&headers, v)
 }
@@ -194,8 +200,12 @@ pub(crate) async fn replies(
         .rev()
         .filter(|r| r.created < before)
         .collect();
-    let more = page.len() > top;
-    page.truncate(top);
+    let take = w
+        .control
+        .quirks
+        .page_size(top, &format!("P|{}|{}|{before}", ch.id, root.id()));
+    let more = page.len() > take;
+    page.truncate(take);
     let value: Vec<Value> = page
         .iter()
         .map(|r| render::message(&w.tenant, tm, ch, &root.id(), r, Flavor::List))

@@ -12,11 +12,11 @@ use crate::truth::{Change, MessageKey, Mutation, MutationReport};
 
 /// Where a message lives: team, channel, root index, reply index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Loc {
-    team: usize,
-    channel: usize,
-    root: usize,
-    reply: Option<usize>,
+pub(crate) struct Loc {
+    pub team: usize,
+    pub channel: usize,
+    pub root: usize,
+    pub reply: Option<usize>,
 }
 
 impl Tenant {
@@ -85,20 +85,31 @@ impl Tenant {
         let mut report = MutationReport::default();
         // One timestamp for the whole change; ids stay unique within each thread.
         let at = self.next_ts(now);
-        let (Change::Reply(keys) | Change::Edit(keys) | Change::Delete(keys)) = c;
-        let locs: Vec<Loc> = keys.iter().filter_map(|k| self.locate(k)).collect();
+        let keys = match c {
+            Change::Reply(keys) | Change::Edit(keys) | Change::Delete(keys) => keys,
+            other => return self.apply_more(other, bump, at),
+        };
+        let mut threads = HashSet::new();
+        let locs: Vec<Loc> = keys
+            .iter()
+            .filter_map(|k| self.locate(k))
+            // Two replies in one thread in the same millisecond would share an id.
+            .filter(|l| {
+                !matches!(c, Change::Reply(_)) || threads.insert((l.team, l.channel, l.root))
+            })
+            .collect();
         for loc in locs {
             match c {
                 Change::Reply(_) => report.added.push(self.add_reply_at(loc, bump, at)),
                 Change::Edit(_) => report.edited.push(self.edit_at(loc, bump, at)),
-                Change::Delete(_) => report.deleted.push(self.delete_at(loc, bump, at)),
+                _ => report.deleted.push(self.delete_at(loc, bump, at)),
             }
         }
         report
     }
 
     /// Where the message `key` names lives, if it exists.
-    fn locate(&self, key: &MessageKey) -> Option<Loc> {
+    pub(crate) fn locate(&self, key: &MessageKey) -> Option<Loc> {
         let team = self.teams.iter().position(|t| t.id == key.team_id)?;
         let channel = self.teams[team]
             .channels
@@ -126,6 +137,10 @@ impl Tenant {
 
     fn add_root(&mut self, ti: usize, ci: usize, now: i64) -> MessageKey {
         let at = self.next_ts(now);
+        self.add_root_at(ti, ci, at)
+    }
+
+    pub(crate) fn add_root_at(&mut self, ti: usize, ci: usize, at: i64) -> MessageKey {
         let content = self.fresh_content(ti, ci, None);
         let ch = &mut self.teams[ti].channels[ci];
         let mut root = new_message(at, None, Body::Stored(Box::new(content)));
@@ -188,35 +203,39 @@ impl Tenant {
         self.delete_at(loc, bump, at)
     }
 
-    fn delete_at(&mut self, loc: Loc, bump: bool, at: i64) -> MessageKey {
+    pub(crate) fn delete_at(&mut self, loc: Loc, bump: bool, at: i64) -> MessageKey {
         let msg = self.message_mut(loc);
         msg.deleted = Some(at);
         msg.modified = at;
+        // A deletion is served with a timestamp again (see `Change::HideModified`).
+        if let Some(extra) = msg.extra.as_mut() {
+            extra.hide_modified = false;
+        }
         self.touch(loc, at, bump);
         self.key(loc)
     }
 
     /// Records a change in the channel's change order (replies only when they bump their root).
-    fn touch(&mut self, loc: Loc, at: i64, reply_bumps_root: bool) {
+    pub(crate) fn touch(&mut self, loc: Loc, at: i64, reply_bumps_root: bool) {
         let ch = &mut self.teams[loc.team].channels[loc.channel];
         let root = &mut ch.roots[loc.root];
         root.activity = root.activity.max(at);
         if loc.reply.is_none() || reply_bumps_root {
             ch.seq += 1;
             root.seq = ch.seq;
+            root.shown = at;
         }
     }
 
-    /// A forwardable generated body with a new marker (never a fixture body).
-    fn fresh_content(&mut self, ti: usize, ci: usize, author: Option<usize>) -> Content {
+    /// A forwardable generated body with a new marker (never a fixture body), by `author`
+    /// or by a member still in the directory.
+    pub(crate) fn fresh_content(&mut self, ti: usize, ci: usize, author: Option<usize>) -> Content {
         let (team, ch) = stubs(&self.teams[ti], &self.teams[ti].channels[ci]);
         let mut rng = self.rng.clone();
+        let author = author.unwrap_or_else(|| *rng.pick(&self.people.active_members()));
         let content = {
             let mut g = self.gen(&team, &ch, &mut rng);
-            match author {
-                Some(a) => g.forward_by(a, false),
-                None => g.forward(false),
-            }
+            g.forward_by(author, false)
         };
         self.rng = rng;
         content
@@ -269,12 +288,12 @@ impl Tenant {
         out
     }
 
-    fn message(&self, loc: Loc) -> &crate::tenant::Message {
+    pub(crate) fn message(&self, loc: Loc) -> &crate::tenant::Message {
         let root = &self.teams[loc.team].channels[loc.channel].roots[loc.root];
         loc.reply.map_or(root, |i| &root.replies[i])
     }
 
-    fn message_mut(&mut self, loc: Loc) -> &mut crate::tenant::Message {
+    pub(crate) fn message_mut(&mut self, loc: Loc) -> &mut crate::tenant::Message {
         let root = &mut self.teams[loc.team].channels[loc.channel].roots[loc.root];
         match loc.reply {
             Some(i) => &mut root.replies[i],
@@ -282,7 +301,7 @@ impl Tenant {
         }
     }
 
-    fn key(&self, loc: Loc) -> MessageKey {
+    pub(crate) fn key(&self, loc: Loc) -> MessageKey {
         let team = &self.teams[loc.team];
         let ch = &team.channels[loc.channel];
         let root = &ch.roots[loc.root];
@@ -295,7 +314,7 @@ impl Tenant {
     }
 
     /// A new unique millisecond strictly after everything so far.
-    fn next_ts(&mut self, now: i64) -> i64 {
+    pub(crate) fn next_ts(&mut self, now: i64) -> i64 {
         self.alloc_id(now.max(self.max_ts + 1))
     }
 }
@@ -306,7 +325,7 @@ fn is_forward(m: &crate::tenant::Message) -> bool {
 
 /// Copies of a team and channel without their messages, so content can be generated while
 /// the tenant is borrowed mutably.
-fn stubs(team: &Team, ch: &Channel) -> (Team, Channel) {
+pub(crate) fn stubs(team: &Team, ch: &Channel) -> (Team, Channel) {
     (team.clone_header(), ch.clone_header())
 }
 

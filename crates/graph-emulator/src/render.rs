@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::content::Sender;
 use crate::directory::{User, UserKind};
-use crate::tenant::{Channel, Message, Team, Tenant};
+use crate::tenant::{Channel, Extra, Message, Team, Tenant};
 
 /// `2021-01-22T21:39:42.08Z`: milliseconds with trailing zeros dropped, like Graph.
 pub(crate) fn graph_time(ms: i64) -> String {
@@ -50,6 +50,7 @@ pub(crate) fn message(
     flavor: Flavor,
 ) -> Value {
     let deleted = m.deleted.is_some();
+    let extra = m.extra().cloned().unwrap_or_default();
     let content = t.content(team, ch, m);
     let c = &*content;
     let from = match (&c.from, deleted) {
@@ -90,9 +91,10 @@ pub(crate) fn message(
         "etag": m.modified.to_string(),
         "messageType": if c.system { "systemEventMessage" } else { "message" },
         "createdDateTime": graph_time(m.created),
-        "lastModifiedDateTime": graph_time(m.modified),
+        // A deleted message always shows when (see `Change::HideModified`).
+        "lastModifiedDateTime": opt_time((!extra.hide_modified || deleted).then_some(m.modified)),
         "lastEditedDateTime": opt_time(m.edited),
-        "deletedDateTime": opt_time(m.deleted),
+        "deletedDateTime": opt_time(m.deleted.filter(|_| !extra.unmarked_delete)),
         "subject": null,
         "summary": null,
         "chatId": null,
@@ -105,7 +107,7 @@ pub(crate) fn message(
         "channelIdentity": {"teamId": team.id, "channelId": ch.id},
         "attachments": if deleted { vec![] } else { c.attachments.clone() },
         "mentions": if deleted { vec![] } else { c.mentions.clone() },
-        "reactions": [],
+        "reactions": reactions(t, &extra),
     });
     let o = v.as_object_mut().expect("message is an object");
     match flavor {
@@ -126,6 +128,25 @@ pub(crate) fn message(
         }
     }
     v
+}
+
+/// `reactions[]` like chatMessageReaction: type, time and who.
+fn reactions(t: &Tenant, extra: &Extra) -> Vec<Value> {
+    extra
+        .reactions
+        .iter()
+        .map(|(at, who)| {
+            let u = &t.people.users[*who];
+            json!({
+                "reactionType": "like",
+                "displayName": null,
+                "reactionContentUrl": null,
+                "createdDateTime": graph_time(*at),
+                "user": {"application": null, "device": null,
+                         "user": {"id": u.id, "displayName": null, "userIdentityType": "aadUser"}}
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn user(u: &User) -> Value {

@@ -1,9 +1,10 @@
 //! The ingest sink: `POST /v1/documents` as the ingest contract in DESIGN.md describes it.
 //!
 //! It validates what a connector sends (content type, bearer token, document shape), records
-//! every POST (accepted or not) in arrival order, and can be told to fail so tests can drive
-//! the connector's retry and permanent-failure paths, or to answer slowly (a busy ingest,
-//! for the connector's backpressure).
+//! every POST (accepted or not) in arrival order, and can be told to fail — the next POSTs,
+//! every POST, or one chosen POST ([`SinkFault`]: a status, or an answer later than the
+//! client waits) — so tests can drive the connector's retry and permanent-failure paths,
+//! or to answer every POST slowly (a busy ingest, for the connector's backpressure).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,8 +30,20 @@ pub struct ReceivedBatch {
     pub documents: Vec<Value>,
 }
 
+/// What the sink does with one chosen POST (see [`Sink::fail_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkFault {
+    /// Answers with this status; the batch is not taken.
+    Status(u16),
+    /// Takes the batch (recorded as accepted) but answers this much later: a client that
+    /// gives up sooner sends it again.
+    Slow(Duration),
+}
+
 #[derive(Debug, Default)]
 struct SinkState {
+    /// (POSTs still to let through, fault) per chosen POST.
+    chosen: Vec<(usize, SinkFault)>,
     token: Option<String>,
     batches: Vec<ReceivedBatch>,
     fail_next: usize,
@@ -106,6 +119,19 @@ impl Sink {
         self.lock().fail_always = status;
     }
 
+    /// Answers the POST after `skip` further ones with `fault`.
+    pub fn fail_at(&self, skip: usize, fault: SinkFault) {
+        self.lock().chosen.push((skip, fault));
+    }
+
+    /// Forgets every failure not yet answered (`fail_next`, `fail_always`, `fail_at`).
+    pub fn clear_faults(&self) {
+        let mut s = self.lock();
+        s.chosen.clear();
+        s.fail_next = 0;
+        s.fail_always = None;
+    }
+
     pub fn requests(&self) -> u64 {
         self.lock().requests
     }
@@ -140,16 +166,18 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (response, delay) = record(&state, &headers, &body);
+    let (response, delay) = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        record(&mut s, &headers, &body)
+    };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     response
 }
 
-/// Judges and records one POST; the answer and how long to hold it back.
-fn record(state: &Mutex<SinkState>, headers: &HeaderMap, body: &Bytes) -> (Response, Duration) {
-    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+/// Judges and records one POST; returns the answer and how long to hold it back.
+fn record(s: &mut SinkState, headers: &HeaderMap, body: &[u8]) -> (Response, Duration) {
     s.requests += 1;
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let documents = parsed
@@ -157,7 +185,18 @@ fn record(state: &Mutex<SinkState>, headers: &HeaderMap, body: &Bytes) -> (Respo
         .and_then(|v| v["documents"].as_array())
         .cloned()
         .unwrap_or_default();
-    let verdict = judge(&mut s, headers, parsed.as_ref());
+    let chosen = take_chosen(s);
+    let verdict = match chosen {
+        Some(SinkFault::Status(code)) => Err((
+            status(code),
+            "failure injected by the test (fail_at)".into(),
+        )),
+        _ => judge(s, headers, parsed.as_ref()),
+    };
+    let delay = match chosen {
+        Some(SinkFault::Slow(d)) => d,
+        _ => s.delay,
+    };
     let status = verdict
         .as_ref()
         .map_or_else(|(code, _)| *code, |_| StatusCode::OK);
@@ -193,7 +232,24 @@ fn record(state: &Mutex<SinkState>, headers: &HeaderMap, body: &Bytes) -> (Respo
         )
             .into_response(),
     };
-    (response, s.delay)
+    (response, delay)
+}
+
+/// The chosen fault that falls due with this POST, counting it against the others.
+fn take_chosen(s: &mut SinkState) -> Option<SinkFault> {
+    let mut due = None;
+    s.chosen.retain_mut(|(skip, fault)| {
+        if *skip > 0 {
+            *skip -= 1;
+            true
+        } else if due.is_none() {
+            due = Some(*fault);
+            false
+        } else {
+            true
+        }
+    });
+    due
 }
 
 /// Auth first, then injected failures, then the payload itself.

@@ -1,5 +1,5 @@
 //! The emulated tenant: users, teams, channels and messages, generated deterministically from
-//! a [`TenantSpec`], plus the ground truth derived from them.
+//! a [`TenantSpec`]; the ground truth derived from them is in `expect`.
 //!
 //! Times are kept as epoch milliseconds (`i64`), the resolution Graph uses for message ids and
 //! timestamps; a message id is its creation time in milliseconds, unique within the tenant.
@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashSet};
 use crate::content::{marker_for, Content, Gen, Kind, Markers, Place};
 use crate::directory::{self, People};
 use crate::prng::Rng;
-use crate::truth::{Expected, SkipKind, TruthMessage};
+use crate::truth::Expected;
 use crate::{Skew, TenantSpec};
 
 #[rustfmt::skip]
@@ -54,6 +54,23 @@ pub(crate) struct Message {
     pub seq: u64,
     /// Newest change of the root or its replies (roots only), for `$filter=lastModifiedDateTime`.
     pub activity: i64,
+    /// When the root last moved in the channel's change order (roots only): delta shows
+    /// the thread as it is from then on.
+    pub shown: i64,
+    /// What few messages have: reactions, a hidden `lastModifiedDateTime`, an unmarked
+    /// deletion. Boxed so a million plain messages do not pay for it.
+    pub extra: Option<Box<Extra>>,
+}
+
+/// The rare parts of a message (see [`Message::extra`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extra {
+    /// (when, directory index of who) per reaction, oldest first.
+    pub reactions: Vec<(i64, usize)>,
+    /// Served with `lastModifiedDateTime: null`.
+    pub hide_modified: bool,
+    /// Deleted, but served with `deletedDateTime: null` (`from: null`, empty body).
+    pub unmarked_delete: bool,
 }
 
 impl Message {
@@ -63,6 +80,14 @@ impl Message {
 
     pub(crate) fn reply_to_id(&self) -> Option<String> {
         self.reply_to.map(|r| r.to_string())
+    }
+
+    pub(crate) fn extra(&self) -> Option<&Extra> {
+        self.extra.as_deref()
+    }
+
+    pub(crate) fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
     }
 
     /// Whether the content is one a connector must forward (deletion aside), without
@@ -253,6 +278,8 @@ impl Tenant {
         roots.sort_by_key(|m| m.created);
         for (i, m) in roots.iter_mut().enumerate() {
             m.seq = i as u64 + 1;
+            // Generated history is all in the first delta round.
+            m.shown = m.activity;
         }
         roots
     }
@@ -358,20 +385,6 @@ impl Tenant {
     pub(crate) fn team_by_id(&self, id: &str) -> Option<&Team> {
         self.teams.iter().find(|t| t.id == id)
     }
-
-    pub(crate) fn truth(&self) -> Vec<TruthMessage> {
-        let mut out = Vec::new();
-        for team in self.teams.iter().filter(|t| t.member) {
-            for ch in &team.channels {
-                for root in &ch.roots {
-                    for m in std::iter::once(root).chain(&root.replies) {
-                        out.push(self.truth_of(team, ch, root, m));
-                    }
-                }
-            }
-        }
-        out
-    }
 }
 
 pub(crate) fn new_message(created: i64, reply_to: Option<i64>, body: Body) -> Message {
@@ -385,27 +398,8 @@ pub(crate) fn new_message(created: i64, reply_to: Option<i64>, body: Body) -> Me
         replies: Vec::new(),
         seq: 0,
         activity: created,
-    }
-}
-
-impl Tenant {
-    fn truth_of(&self, team: &Team, ch: &Channel, root: &Message, m: &Message) -> TruthMessage {
-        TruthMessage {
-            team_id: team.id.clone(),
-            channel_id: ch.id.clone(),
-            thread_id: root.id(),
-            message_id: m.id(),
-            team_private: team.private,
-            channel_private: ch.private,
-            created: to_utc(m.created),
-            last_modified: to_utc(m.modified),
-            deleted: m.deleted.is_some(),
-            expected: if m.deleted.is_some() {
-                Expected::Skip(SkipKind::Deleted)
-            } else {
-                self.content(team, ch, m).expected.clone()
-            },
-        }
+        shown: created,
+        extra: None,
     }
 }
 

@@ -44,6 +44,10 @@ impl ChannelCrawl<'_> {
         self.mark.since = self.cursor.last_sync;
         self.mark.sweep_since = self.cursor.swept_through.or(self.cursor.last_sync);
         self.mark.newest = self.cursor.last_sync.max(self.cursor.round_newest);
+        // A resumed round began in the stopped run: its sync time stops at that start (a
+        // cursor saved before `round_started` existed: at what the stopped run had seen).
+        let began = self.cursor.round_started.or(self.cursor.round_newest);
+        self.mark.started = began.map_or(self.mark.started, |b| b.min(self.mark.started));
         self.ledger.resume_ack = self.cursor.in_progress_acked.take();
         let delta = self.delta_round().await?;
         self.counts.delta_requests = self.requests;

@@ -104,7 +104,7 @@ enum Pass {
 }
 
 /// What an earlier round sent, and the newest change seen in this one (cursor-after-ack).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Watermark {
     /// Messages modified before this were handled by an earlier round.
     since: Option<DateTime<Utc>>,
@@ -115,6 +115,24 @@ struct Watermark {
     newest: Option<DateTime<Utc>>,
     /// The channel has completed a round before (deletes are then forwarded).
     incremental: bool,
+    /// When this round began reading the channel (a resumed round: when the stopped run
+    /// began it). The stored sync time never passes it: see [`Watermark::sync_mark`].
+    started: DateTime<Utc>,
+}
+
+impl Watermark {
+    /// The sync time to store: the newest `lastModifiedDateTime` handled, but never past the
+    /// start of the round. A change that lands during the round, in a page or thread already
+    /// read, is older than what the round reads later; a mark past it would make the next
+    /// run take it for one already sent. Changes after the start are read again next run
+    /// (at least once). Graph's times are whole milliseconds: the cap is the millisecond
+    /// before the one the round began in. Graph's clock against ours: a skew as large as the
+    /// time between two such changes could still hide one.
+    fn sync_mark(&self) -> Option<DateTime<Utc>> {
+        let cap = DateTime::from_timestamp_millis(self.started.timestamp_millis() - 1)
+            .unwrap_or(self.started);
+        self.newest.map(|n| n.min(cap))
+    }
 }
 
 /// One channel's crawl state. Field by field:
@@ -134,6 +152,9 @@ struct ChannelCrawl<'a> {
     /// nothing is sent or counted twice. Kept only on incremental rounds (the only ones a
     /// sweep follows).
     handled_replies: HashSet<(String, String)>,
+    /// Delta shows a thread the last sweep no longer reached: its replies are forwarded
+    /// whatever their time (see [`ChannelCrawl::root`]).
+    stale_thread: bool,
     /// Graph requests this channel made so far.
     requests: u64,
     counts: ChannelCounts,
@@ -146,10 +167,17 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
         place,
         directory: None,
         cursor: ChannelCursor::default(),
-        mark: Watermark::default(),
+        mark: Watermark {
+            since: None,
+            sweep_since: None,
+            newest: None,
+            incremental: false,
+            started: chrono::Utc::now(),
+        },
         ledger: Ledger::default(),
         outbox: Outbox::new(crawl.plan.batch_size),
         handled_replies: HashSet::new(),
+        stale_thread: false,
         requests: 0,
         counts: ChannelCounts::default(),
     };
@@ -228,7 +256,24 @@ impl<'a> ChannelCrawl<'a> {
         if !self.crawl.plan.include_replies {
             return Ok(());
         }
-        self.replies(root, pass).await
+        // A reply that changed after its thread left the sweep window, without its root
+        // coming back in delta, was never read; delta showing the root now is the only
+        // chance (README, "Late replies"). Its time may be older than the last sync (another
+        // change in the channel moved it on), so replies of a thread the last sweep no
+        // longer reached are forwarded whatever their time (at least once).
+        let window = chrono::Duration::from_std(self.crawl.plan.reply_window)
+            .unwrap_or(chrono::Duration::MAX);
+        let swept = self.cursor.swept_at.or(self.cursor.synced_at);
+        self.stale_thread = pass == Pass::Delta
+            && self.mark.incremental
+            && swept.zip(root.created()).is_some_and(|(swept, created)| {
+                swept
+                    .checked_sub_signed(window)
+                    .is_some_and(|reach| created < reach)
+            });
+        let replies = self.replies(root, pass).await;
+        self.stale_thread = false;
+        replies
     }
 
     /// The replies of `root`: inline ones, then `replies@odata.nextLink` pages. Graph has
@@ -240,9 +285,7 @@ impl<'a> ChannelCrawl<'a> {
             self.message(reply, &root.id, pass, dir);
         }
         let mut next = root.replies_next_link.clone();
-        let missing = root
-            .replies_count
-            .is_some_and(|n| n > root.replies.len() as u64);
+        let missing = root.replies_count.is_some_and(|n| n > root.replies.len());
         let mut inline: Option<HashSet<&str>> = None;
         if next.is_none() && missing {
             let e = &self.crawl.services.graph.endpoints;
@@ -289,7 +332,8 @@ impl<'a> ChannelCrawl<'a> {
             Pass::Sweep => self.mark.sweep_since,
             _ => self.mark.since,
         };
-        if let (Some(since), Some(m)) = (since, modified) {
+        let stale = reply_key.is_some() && self.stale_thread;
+        if let (Some(since), Some(m), false) = (since, modified, stale) {
             if m < since || (pass == Pass::Sweep && m == since) {
                 if pass != Pass::Sweep {
                     self.counts.messages_seen += 1;

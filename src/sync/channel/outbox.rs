@@ -141,6 +141,7 @@ impl ChannelCrawl<'_> {
         });
         self.cursor.in_progress = Some(url);
         self.cursor.round_newest = self.mark.newest;
+        self.cursor.round_started = Some(self.mark.started);
         // Flushed, so a kill resends at most a page (at-least-once either way).
         self.crawl
             .services
@@ -159,17 +160,18 @@ impl ChannelCrawl<'_> {
         }
         let now = Utc::now();
         let (swept_through, swept_at) = if swept {
-            (self.mark.newest, Some(now))
+            (self.mark.sync_mark(), Some(now))
         } else {
             (self.mark.sweep_since, self.cursor.swept_at)
         };
         let cursor = ChannelCursor {
             delta_link: delta,
-            last_sync: self.mark.newest,
+            last_sync: self.mark.sync_mark(),
             synced_at: Some(now),
             in_progress: None,
             in_progress_acked: None,
             round_newest: None,
+            round_started: None,
             swept_through,
             swept_at,
             requests: Some(u32::try_from(self.requests).unwrap_or(u32::MAX)),

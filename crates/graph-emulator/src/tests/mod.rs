@@ -8,11 +8,13 @@ use serde_json::Value;
 
 use super::*;
 
+mod changes;
 mod directory;
 mod faults;
 mod identity;
 mod limits;
 mod messages;
+mod quirks;
 mod reach;
 mod shapes;
 mod sink;
