@@ -161,6 +161,7 @@ impl Limiter {
         let mut state = self.state();
         let Scope::Channel { team, channel } = scope else {
             let pacer = state.scope_pacer(scope);
+            pacer.answered_429(now);
             let rate = pacer.cut(now);
             let wait = retry_after.unwrap_or_else(|| interval(rate).max(Duration::from_secs(1)));
             pacer.fence_until(now + wait);
@@ -306,6 +307,10 @@ impl State {
                     .is_some_and(|at| now.duration_since(*at) <= BUSY)
         });
         self.recent.push_back((now, team.to_string()));
+        self.messages.answered_429(now);
+        if let Some(p) = self.team_pacers.get_mut(team) {
+            p.answered_429(now);
+        }
         let team_limit =
             !other_team_429 && (other_team_busy || self.team_pacers.contains_key(team));
         if !team_limit {
@@ -330,8 +335,14 @@ impl State {
         let ceiling = self.messages.rate;
         let first = self.messages.first_answer().unwrap_or(now);
         let history = self.team_seen.get(team).cloned().unwrap_or_default();
+        let throttled = self
+            .recent
+            .iter()
+            .filter(|(_, t)| t == team)
+            .map(|(at, _)| *at)
+            .collect();
         let pacer = self.team_pacers.entry(team.to_string()).or_insert_with(|| {
-            let mut p = Pacer::with_history(ceiling, now, history, first);
+            let mut p = Pacer::with_history(ceiling, now, history, throttled, first);
             p.ceiling = f64::INFINITY;
             p
         });

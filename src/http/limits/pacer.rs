@@ -21,6 +21,11 @@ const HOLD: Duration = Duration::from_secs(30);
 /// Then one step up of `RAISE` every `STEP`.
 const STEP: Duration = Duration::from_secs(2);
 const RAISE: f64 = 1.03;
+/// Below this share of 429s among the scope's recent answers the limit is not binding
+/// (arrival jitter, a passing blip): the rate eases off by [`EASE`] instead of dropping to
+/// what Graph accepted, which a half-idle scope would badly underestimate.
+const BINDING: f64 = 0.1;
+const EASE: f64 = 0.9;
 /// Never below this: progress continues however tight the limit.
 pub const FLOOR: f64 = 0.05;
 
@@ -38,6 +43,8 @@ pub struct Pacer {
     raised_at: Instant,
     /// When recent requests of this scope were accepted (not 429), oldest first.
     accepted: VecDeque<Instant>,
+    /// When recent requests of this scope were answered 429, oldest first.
+    throttled: VecDeque<Instant>,
     first_answer: Option<Instant>,
 }
 
@@ -51,6 +58,7 @@ impl Pacer {
             cut_at: None,
             raised_at: now,
             accepted: VecDeque::new(),
+            throttled: VecDeque::new(),
             first_answer: None,
         }
     }
@@ -68,15 +76,18 @@ impl Pacer {
     }
 
     /// A pacer for a scope that was so far paced only by a wider one: it starts at `rate`
-    /// with the answers the scope already had (`accepted`, oldest first, since `first`).
+    /// with the answers the scope already had (`accepted` and `throttled`, oldest first,
+    /// since `first`).
     pub fn with_history(
         rate: f64,
         now: Instant,
         accepted: VecDeque<Instant>,
+        throttled: VecDeque<Instant>,
         first: Instant,
     ) -> Self {
         let mut p = Pacer::new(rate, now);
         p.accepted = accepted;
+        p.throttled = throttled;
         p.first_answer = Some(first);
         p.prune(now);
         p
@@ -105,13 +116,26 @@ impl Pacer {
         }
     }
 
-    /// A 429 is laid at this scope's door: aim under what Graph accepted lately. Returns
-    /// the new rate.
+    /// Counts a 429 of this scope (before [`Pacer::cut`] decides).
+    pub fn answered_429(&mut self, now: Instant) {
+        self.first_answer.get_or_insert(now);
+        self.throttled.push_back(now);
+        self.prune(now);
+    }
+
+    /// A 429 is laid at this scope's door: where 429s are a real share of the answers, aim
+    /// under what Graph accepted lately; else ease off a little. Returns the new rate.
     pub fn cut(&mut self, now: Instant) -> f64 {
         self.prune(now);
+        let (ok, no) = (self.accepted.len() as f64, self.throttled.len() as f64);
+        let binding = no / (ok + no).max(1.0) >= BINDING;
         let measured = self.accepted_rate(now);
-        let base = measured.map_or(self.rate * 0.5, |m| m.min(self.rate));
-        self.rate = (base * UNDER).clamp(FLOOR, self.ceiling);
+        self.rate = if binding {
+            let base = measured.map_or(self.rate * 0.5, |m| m.min(self.rate));
+            (base * UNDER).clamp(FLOOR, self.ceiling)
+        } else {
+            (self.rate * EASE).clamp(FLOOR, self.ceiling)
+        };
         self.cut_at = Some(now);
         self.raised_at = now;
         self.rate
@@ -132,12 +156,13 @@ impl Pacer {
     }
 
     fn prune(&mut self, now: Instant) {
-        while self
-            .accepted
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
-        {
-            self.accepted.pop_front();
+        for times in [&mut self.accepted, &mut self.throttled] {
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+            {
+                times.pop_front();
+            }
         }
     }
 
@@ -176,6 +201,10 @@ mod tests {
             tokio::time::advance(Duration::from_millis(200)).await;
             p.accepted(start + Duration::from_millis(200 * (i + 1)));
         }
+        // 429s were most of what we sent.
+        for _ in 0..20 {
+            p.answered_429(Instant::now());
+        }
         let rate = p.cut(Instant::now());
         assert!((rate - 5.0 * UNDER).abs() < 0.01, "{rate}");
         // Within the hold it stays; after it, it rises step by step to the ceiling.
@@ -188,9 +217,22 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_rare_429_among_many_answers_only_eases_off() {
+        let start = Instant::now();
+        let mut p = Pacer::new(20.0, start);
+        for i in 0..50 {
+            p.accepted(start + Duration::from_millis(100 * i));
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        p.answered_429(Instant::now());
+        assert_eq!(p.cut(Instant::now()), 20.0 * EASE);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_cut_without_answers_halves_and_never_goes_below_the_floor() {
         let now = Instant::now();
         let mut p = Pacer::new(1.0, now);
+        p.answered_429(now);
         assert_eq!(p.cut(now), 0.5 * UNDER);
         for _ in 0..20 {
             p.cut(now);

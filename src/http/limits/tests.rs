@@ -93,10 +93,19 @@ async fn a_429_without_retry_after_waits_at_least_a_second() {
 
 /// Graph accepted `per_second` of `team` for a few seconds.
 async fn accepted(l: &Limiter, teams: &[&str], per_second: u32, secs: u32) {
+    traffic(l, teams, &[], per_second, secs).await;
+}
+
+/// Every `1/per_second` for `secs`: one accepted request of each of `ok`, one 429 (with a
+/// short `Retry-After`) of each of `throttled`.
+async fn traffic(l: &Limiter, ok: &[&str], throttled: &[&str], per_second: u32, secs: u32) {
     for _ in 0..per_second * secs {
         tokio::time::advance(Duration::from_secs_f64(1.0 / f64::from(per_second))).await;
-        for t in teams {
+        for t in ok {
             l.succeeded(channel(t, "x"));
+        }
+        for t in throttled {
+            l.throttled(channel(t, "y"), Some(Duration::from_millis(10)));
         }
     }
 }
@@ -105,8 +114,8 @@ async fn accepted(l: &Limiter, teams: &[&str], per_second: u32, secs: u32) {
 async fn throttling_from_several_teams_cut_the_tenant_to_what_graph_accepted() {
     let l = Limiter::new(20.0, 1.0, 10);
     accepted(&l, &["t1", "t2"], 2, 6).await;
-    l.throttled(channel("t1", "a"), Some(Duration::from_millis(100)));
-    l.throttled(channel("t2", "b"), Some(Duration::from_millis(100)));
+    // Half of what both teams send is refused for a few seconds.
+    traffic(&l, &["t1", "t2"], &["t1", "t2"], 2, 3).await;
     // Four a second accepted in all (two per team): the tenant paces just under that.
     let rate = l.message_rate();
     assert!(rate < 4.0 && rate > 3.5, "{rate}");
@@ -120,8 +129,7 @@ async fn throttling_from_several_teams_cut_the_tenant_to_what_graph_accepted() {
 async fn a_429_of_one_team_while_another_is_busy_paces_only_that_team() {
     let l = Limiter::new(20.0, 1.0, 10);
     accepted(&l, &["t1", "t2"], 4, 6).await;
-    l.throttled(channel("t1", "a"), Some(Duration::from_millis(250)));
-    l.throttled(channel("t1", "b"), Some(Duration::from_millis(250)));
+    traffic(&l, &["t1", "t2"], &["t1"], 4, 3).await;
     let state = l.state();
     assert_eq!(
         state.messages.rate,
@@ -136,8 +144,7 @@ async fn a_429_of_one_team_while_another_is_busy_paces_only_that_team() {
 async fn a_team_pacer_spaces_that_teams_channels() {
     let l = Arc::new(Limiter::new(20.0, 1.0, 10));
     accepted(&l, &["t1", "t2"], 4, 6).await;
-    l.throttled(channel("t1", "a"), Some(Duration::from_millis(10)));
-    l.throttled(channel("t1", "b"), Some(Duration::from_millis(10)));
+    traffic(&l, &["t1", "t2"], &["t1"], 4, 3).await;
     tokio::time::advance(Duration::from_millis(10)).await;
     let d = departures(&l, "t1", 5).await;
     let gaps: Vec<Duration> = d.windows(2).map(|w| w[1] - w[0]).collect();
