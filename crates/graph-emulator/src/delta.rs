@@ -185,28 +185,39 @@ fn delta_page(
     } else {
         c.upper
     };
-    let mut items: Vec<&Message> = ch
+    // Each root at its place in this round: its position now, or (snapshot rounds) the one
+    // it held when the round began, if it changed since.
+    let place = |m: &Message| -> Option<u64> {
+        let within = |s: &u64| *s > c.lower && *s <= upper;
+        if within(&m.seq) {
+            return Some(m.seq);
+        }
+        m.past_seqs.iter().rev().copied().find(|s| within(s))
+    };
+    let mut items: Vec<(u64, &Message)> = ch
         .roots
         .iter()
-        .filter(|m| m.seq > c.after && m.seq <= upper && m.created >= horizon)
-        .filter(|m| {
+        .filter(|m| m.created >= horizon)
+        .filter_map(|m| place(m).map(|p| (p, m)))
+        .filter(|(p, _)| *p > c.after)
+        .filter(|(_, m)| {
             let changed = if bumps { m.activity } else { m.modified };
             c.since.is_none_or(|s| changed.max(m.shown) > s)
         })
         .collect();
-    items.sort_by_key(|m| m.seq);
+    items.sort_by_key(|(p, _)| *p);
     let take = quirks.page_size(c.top, &format!("{}|{}|{}", c.channel, c.lower, c.after));
     let more = items.len() > take;
     items.truncate(take);
     let value: Vec<Value> = items
         .iter()
-        .map(|m| root_json(app, t, quirks, team, ch, m, c.expand, Flavor::Delta))
+        .map(|(_, m)| root_json(app, t, quirks, team, ch, m, c.expand, Flavor::Delta))
         .collect();
     body["value"] = json!(value);
     match (more, items.last()) {
-        (true, Some(last)) => {
+        (true, Some((last, _))) => {
             let next = DeltaCursor {
-                after: last.seq,
+                after: *last,
                 first: false,
                 ..c
             };

@@ -222,6 +222,7 @@ impl Tenant {
         root.activity = root.activity.max(at);
         if loc.reply.is_none() || reply_bumps_root {
             ch.seq += 1;
+            root.past_seqs.push(root.seq);
             root.seq = ch.seq;
             root.shown = at;
         }

@@ -52,6 +52,10 @@ pub(crate) struct Message {
     pub replies: Vec<Message>,
     /// Position in the channel's change order (roots only); see `graph` delta.
     pub seq: u64,
+    /// Positions the root held before its later changes (roots only): a delta round keeps
+    /// the set of roots it snapshotted, so a root that changes while a client pages through
+    /// the round is still served at the place it had (and again in the next round).
+    pub past_seqs: Vec<u64>,
     /// Newest change of the root or its replies (roots only), for `$filter=lastModifiedDateTime`.
     pub activity: i64,
     /// When the root last moved in the channel's change order (roots only): delta shows
@@ -397,6 +401,7 @@ pub(crate) fn new_message(created: i64, reply_to: Option<i64>, body: Body) -> Me
         body,
         replies: Vec::new(),
         seq: 0,
+        past_seqs: Vec::new(),
         activity: created,
         shown: created,
         extra: None,

@@ -180,9 +180,12 @@ impl Judge<'_> {
     /// Whether a run that must have delivered this message's current state ended with exit 0.
     fn due(&self, t: &TruthMessage, thread_created: DateTime<Utc>) -> bool {
         let by_delta = t.surfaced.and_then(|b| self.first_clean_run_after(b));
+        // The sweep follows incremental rounds only: a channel's first round has none (a root
+        // that moved out of that round while it paged is read by the next one).
         let by_sweep = (t.thread_id != t.message_id)
             .then(|| self.first_clean_run_after(t.last_modified))
             .flatten()
+            .filter(|r| self.runs.iter().any(|p| p.end <= r.start && p.clean()))
             .filter(|r| {
                 let window = chrono::Duration::from_std(self.reply_window).unwrap();
                 // Swept for sure: created within the window for the whole run (1 s slack).

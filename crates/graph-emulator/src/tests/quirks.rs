@@ -287,3 +287,66 @@ async fn the_sink_fails_the_chosen_batch() {
     sink.clear_faults();
     assert_eq!(post().await.unwrap().status(), 200);
 }
+
+/// A snapshot round (the default) serves every root it began with, also one that changes
+/// while the client pages: at the place it had, and again in the next round.
+#[tokio::test]
+async fn a_snapshot_round_keeps_a_root_that_changes_mid_paging() {
+    let (emu, http, access) = start(one_channel(12)).await;
+    let (team, channel) = first_channel(&emu);
+    let roots: Vec<String> = emu
+        .truth()
+        .iter()
+        .filter(|t| t.thread_id == t.message_id)
+        .map(|t| t.message_id.clone())
+        .collect();
+    let mut url = format!(
+        "{}/v1.0/teams/{team}/channels/{channel}/messages/delta?$top=4&$expand=replies",
+        emu.url()
+    );
+    let mut seen: Vec<String> = Vec::new();
+    let mut changed: Option<String> = None;
+    let delta_link = loop {
+        let (status, page) = get(&http, &access, &url).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["value"].as_array().unwrap();
+        seen.extend(items.iter().map(|m| m["id"].as_str().unwrap().to_owned()));
+        if changed.is_none() && !items.is_empty() {
+            // The newest root, not served yet, gets a reply while the client pages.
+            let last = roots.last().unwrap().clone();
+            assert!(!seen.contains(&last));
+            let key = MessageKey {
+                team_id: team.clone(),
+                channel_id: channel.clone(),
+                thread_id: last.clone(),
+                message_id: last.clone(),
+            };
+            emu.apply_bumping(Change::Reply(vec![key]), true);
+            changed = Some(last);
+        }
+        match (
+            page["@odata.nextLink"].as_str(),
+            page["@odata.deltaLink"].as_str(),
+        ) {
+            (Some(next), _) => url = next.to_owned(),
+            (None, Some(delta)) => break delta.to_owned(),
+            _ => panic!("{page}"),
+        }
+    };
+    let changed = changed.unwrap();
+    assert!(
+        seen.contains(&changed),
+        "served in the round it was snapshotted in"
+    );
+    let (_, next) = get(&http, &access, &delta_link).await;
+    let again: Vec<&str> = next["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        again.contains(&changed.as_str()),
+        "and again in the next round"
+    );
+}
