@@ -19,19 +19,19 @@
 //! `progress` (periodic progress lines during a crawl). The Graph emulator and ingest sink
 //! that `demo`, `emulator` and the tests use are the `graph-emulator` crate.
 
-pub mod auth;
+mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod digest;
+mod digest;
 pub mod exit;
-pub mod graph;
-pub mod http;
-pub mod ingest;
-pub mod metrics;
-pub mod progress;
-pub mod redact;
-pub mod secret;
+mod graph;
+mod http;
+mod ingest;
+mod metrics;
+mod progress;
+mod redact;
+mod secret;
 pub mod shutdown;
 pub mod state;
 pub mod sync;

@@ -27,8 +27,7 @@ use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use crate::state::{StateKey, Store};
 
-pub use claims::Claims;
-pub use device::{login, SignedIn};
+pub use device::login;
 pub use endpoint::{Grant, TokenResponse};
 
 /// Refresh this long before the access token expires.

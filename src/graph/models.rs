@@ -40,7 +40,6 @@ pub struct Team {
     pub id: String,
     pub display_name: Option<String>,
     pub visibility: Option<String>,
-    pub is_archived: Option<bool>,
     /// The host's tenant (`joinedTeams`, `associatedTeams`): another one for a shared
     /// channel shared across organisations.
     pub tenant_id: Option<String>,

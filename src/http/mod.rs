@@ -10,9 +10,7 @@ mod retry;
 pub use body::{read_capped, read_error_body, BigBodies, BodyError, Read};
 pub use client::build_client;
 pub use limits::{Limiter, Scope};
-pub use retry::{
-    backoff, random_unit, retry_after, status_retry, Action, Policy, Reason, Retry, Stopped,
-};
+pub use retry::{retry_after, status_retry, Action, Policy, Reason, Retry, Stopped};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -83,11 +81,6 @@ impl TransportError {
             summary,
             causes: causes.join(": ").into(),
         }
-    }
-
-    /// The fixed phrase: "timed out", "connection failed", …
-    pub fn summary(&self) -> &'static str {
-        self.summary
     }
 }
 

@@ -9,11 +9,11 @@
 
 mod channel;
 mod crawl;
-pub mod discovery;
+pub(crate) mod discovery;
 mod forget;
-pub mod report;
+pub(crate) mod report;
 mod schedule;
-pub mod scope;
+pub(crate) mod scope;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

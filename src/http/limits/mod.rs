@@ -206,7 +206,8 @@ impl Limiter {
         state.scope_pacer(scope).accepted(now);
     }
 
-    /// The tenant's channel-message rate now (for the summary and tests).
+    /// The tenant's channel-message rate now.
+    #[cfg(test)]
     pub fn message_rate(&self) -> f64 {
         self.state().messages.rate
     }

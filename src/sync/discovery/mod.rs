@@ -15,7 +15,7 @@ use super::scope::{self, Kind, Scope as Coverage, State, Via};
 use super::ChannelRef;
 use crate::config::{Crawl as CrawlConfig, PersonEntry};
 use crate::graph::models::{Channel, Page, Team, User};
-use crate::graph::{Graph, GraphError};
+use crate::graph::{Graph, GraphError, Links};
 use crate::http::Scope;
 use crate::transform::{Directory, People, Resolver, UserRecord};
 
@@ -26,13 +26,25 @@ pub async fn collect<T: serde::de::DeserializeOwned>(
     scope: Scope<'_>,
 ) -> Result<Vec<T>, GraphError> {
     let mut out = Vec::new();
+    let mut links = Links::starting_at(&first);
     let mut next = Some(first);
     while let Some(url) = next {
         let page: Page<T> = graph.get(&url, scope).await?;
         out.extend(page.value);
-        next = page.next_link;
+        next = follow(graph, &mut links, page.next_link)?;
     }
     Ok(out)
+}
+
+/// The next page's link, if there is one and it may be followed (the Graph host, never a
+/// link this paging already followed: a hostile answer cannot loop).
+fn follow(
+    graph: &Graph,
+    links: &mut Links,
+    next: Option<String>,
+) -> Result<Option<String>, GraphError> {
+    next.map(|link| links.next(&graph.endpoints, link, "@odata.nextLink"))
+        .transpose()
 }
 
 /// The users map, with the opt-out entries (and `forget`'s person) resolved on the way.
@@ -40,9 +52,6 @@ pub struct Loaded {
     pub directory: Directory,
     /// Opt-out entries that matched no user (counted, never named).
     pub unmatched: usize,
-    /// `forget`: whether the person is among the opt-outs (if not, later runs would
-    /// forward their new messages again).
-    pub target_opted_out: bool,
 }
 
 pub async fn directory(
@@ -54,7 +63,9 @@ pub async fn directory(
     let mut optouts = Resolver::new(excluded);
     let mut person = Resolver::new(target);
     let extra = !excluded.is_empty() || !target.is_empty();
-    let mut next = Some(graph.endpoints.users(extra));
+    let first = graph.endpoints.users(extra);
+    let mut links = Links::starting_at(&first);
+    let mut next = Some(first);
     while let Some(url) = next {
         let page: Page<User> = graph.get(&url, Scope::Directory).await?;
         for u in &page.value {
@@ -71,7 +82,7 @@ pub async fn directory(
             optouts.user(&record);
             person.user(&record);
         }
-        next = page.next_link;
+        next = follow(graph, &mut links, page.next_link)?;
     }
     let (mut people, unmatched) = optouts.finish();
     let (target, _) = person.finish();
@@ -87,7 +98,6 @@ pub async fn directory(
     Ok(Loaded {
         directory: dir,
         unmatched,
-        target_opted_out,
     })
 }
 

@@ -204,7 +204,6 @@ mod tests {
             id: id.into(),
             display_name: Some(name.into()),
             visibility: None,
-            is_archived: None,
             tenant_id: Some(tenant.into()),
         }
     }
