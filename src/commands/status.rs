@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::exit::{Code, Fatal, Result};
 use crate::graph::time::format as graph_time;
 use crate::metrics::LAST_SUCCESS;
-use crate::state::Store;
+use crate::state::{ChannelKey, Store};
 use crate::sync::scope::{Coverage, Entry, Scope, State, SCOPE_KEY};
 use crate::sync::{Failure, Summary};
 
@@ -139,7 +139,7 @@ fn view(config: &Config, store: &Store) -> Result<StatusView> {
         channels: store
             .channels()?
             .into_iter()
-            .map(|(team, channel, cursor)| ChannelView {
+            .map(|(ChannelKey { team, channel }, cursor)| ChannelView {
                 failed_in_last_run: failed(&team, &channel),
                 excluded: excluded(&team, &channel),
                 team,
@@ -153,11 +153,11 @@ fn view(config: &Config, store: &Store) -> Result<StatusView> {
         backfills: store
             .backfills()?
             .into_iter()
-            .map(|(team, channel, p)| BackfillView {
+            .map(|(ChannelKey { team, channel }, p)| BackfillView {
                 team,
                 channel,
-                since: p.since,
-                until: p.until,
+                since: graph_time(p.since),
+                until: p.until.map(graph_time),
                 done: p.done,
                 next: p.next,
                 updated_at: graph_time(p.updated_at),

@@ -30,6 +30,28 @@ pub mod serde {
     }
 }
 
+/// `#[serde(default, with = "crate::graph::time::serde_opt")]` for an `Option<DateTime<Utc>>`.
+pub mod serde_opt {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&super::format(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(raw) => super::parse(&raw)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time")),
+            None => Ok(None),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -50,13 +50,23 @@ const META_PREFIX: &str = "meta/";
 /// Progress of one channel's backfill of a date range.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BackfillProgress {
-    /// The range, RFC 3339: progress of another range does not apply.
-    pub since: String,
-    pub until: Option<String>,
+    /// The range (stored in Graph's time format): progress of another range does not apply.
+    #[serde(with = "crate::graph::time::serde")]
+    pub since: DateTime<Utc>,
+    #[serde(default, with = "crate::graph::time::serde_opt")]
+    pub until: Option<DateTime<Utc>>,
     /// The next message-list page to read; `None` once done.
     pub next: Option<String>,
     pub done: bool,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A channel: its team's id and its own (unique only within the team). What the store
+/// keeps per channel is keyed by both.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelKey {
+    pub team: String,
+    pub channel: String,
 }
 
 /// Progress of one channel's incremental crawl.
@@ -159,55 +169,49 @@ impl Store {
         &self.dir
     }
 
-    pub fn channel(&self, team: &str, channel: &str) -> Result<Option<ChannelCursor>> {
-        self.get(&channel_key(team, channel))
+    pub fn channel(&self, key: &ChannelKey) -> Result<Option<ChannelCursor>> {
+        self.get(&key_of(CHANNEL_PREFIX, key))
     }
 
     /// Stores and flushes a channel's cursor.
-    pub fn set_channel(&self, team: &str, channel: &str, cursor: &ChannelCursor) -> Result<()> {
-        self.put(&channel_key(team, channel), cursor)?;
+    pub fn set_channel(&self, key: &ChannelKey, cursor: &ChannelCursor) -> Result<()> {
+        self.put(&key_of(CHANNEL_PREFIX, key), cursor)?;
         self.flush()
     }
 
-    /// Every stored channel cursor as (team id, channel id, cursor).
-    pub fn channels(&self) -> Result<Vec<(String, String, ChannelCursor)>> {
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(CHANNEL_PREFIX) {
-            let (k, v) = item.map_err(|e| self.io_error(e))?;
-            let key = String::from_utf8_lossy(&k);
-            let rest = &key[CHANNEL_PREFIX.len()..];
-            let Some((team, channel)) = rest.split_once('/') else {
-                continue;
-            };
-            let cursor = decode(&v, &key)?;
-            out.push((team.to_string(), channel.to_string(), cursor));
-        }
-        Ok(out)
+    /// Every stored channel cursor.
+    pub fn channels(&self) -> Result<Vec<(ChannelKey, ChannelCursor)>> {
+        self.scan(CHANNEL_PREFIX)
     }
 
-    pub fn backfill(&self, team: &str, channel: &str) -> Result<Option<BackfillProgress>> {
-        self.get(&format!("{BACKFILL_PREFIX}{team}/{channel}"))
+    pub fn backfill(&self, key: &ChannelKey) -> Result<Option<BackfillProgress>> {
+        self.get(&key_of(BACKFILL_PREFIX, key))
     }
 
     /// Stores and flushes a channel's backfill progress.
-    pub fn set_backfill(
-        &self,
-        team: &str,
-        channel: &str,
-        progress: &BackfillProgress,
-    ) -> Result<()> {
-        self.put(&format!("{BACKFILL_PREFIX}{team}/{channel}"), progress)?;
+    pub fn set_backfill(&self, key: &ChannelKey, progress: &BackfillProgress) -> Result<()> {
+        self.put(&key_of(BACKFILL_PREFIX, key), progress)?;
         self.flush()
     }
 
-    /// Every stored backfill progress as (team id, channel id, progress).
-    pub fn backfills(&self) -> Result<Vec<(String, String, BackfillProgress)>> {
+    /// Every stored backfill progress.
+    pub fn backfills(&self) -> Result<Vec<(ChannelKey, BackfillProgress)>> {
+        self.scan(BACKFILL_PREFIX)
+    }
+
+    /// Every entry under `prefix` (`{prefix}{team}/{channel}`), decoded.
+    fn scan<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(ChannelKey, T)>> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix(BACKFILL_PREFIX) {
+        for item in self.db.scan_prefix(prefix) {
             let (k, v) = item.map_err(|e| self.io_error(e))?;
             let key = String::from_utf8_lossy(&k).into_owned();
-            if let Some((team, channel)) = key[BACKFILL_PREFIX.len()..].split_once('/') {
-                out.push((team.to_string(), channel.to_string(), decode(&v, &key)?));
+            // Team ids are GUIDs (no '/'): the first '/' after the prefix splits the key.
+            if let Some((team, channel)) = key[prefix.len()..].split_once('/') {
+                let id = ChannelKey {
+                    team: team.to_string(),
+                    channel: channel.to_string(),
+                };
+                out.push((id, decode(&v, &key)?));
             }
         }
         Ok(out)
@@ -216,12 +220,12 @@ impl Store {
     /// Forgets the cursors of the matching channels; returns how many were removed.
     pub fn reset_channels(&self, team: Option<&str>, channel: Option<&str>) -> Result<usize> {
         let mut removed = 0;
-        for (t, c, _) in self.channels()? {
-            if team.is_some_and(|x| x != t) || channel.is_some_and(|x| x != c) {
+        for (key, _) in self.channels()? {
+            if team.is_some_and(|x| x != key.team) || channel.is_some_and(|x| x != key.channel) {
                 continue;
             }
             self.db
-                .remove(channel_key(&t, &c))
+                .remove(key_of(CHANNEL_PREFIX, &key))
                 .map_err(|e| self.io_error(e))?;
             removed += 1;
         }
@@ -290,8 +294,8 @@ fn clear_incomplete_snapshots(db: &Path) -> Result<()> {
     Ok(())
 }
 
-fn channel_key(team: &str, channel: &str) -> String {
-    format!("{CHANNEL_PREFIX}{team}/{channel}")
+fn key_of(prefix: &str, key: &ChannelKey) -> String {
+    format!("{prefix}{}/{}", key.team, key.channel)
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T> {

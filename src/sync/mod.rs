@@ -18,7 +18,8 @@ pub(crate) mod scope;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use channel::{ChannelRef, Range};
+pub use crate::state::ChannelKey;
+pub use channel::Range;
 pub use crawl::Mode;
 pub use discovery::{Shard, TeamFilter};
 pub use report::{ChannelCounts, Ending, Failure, FailureKind, Summary};
@@ -182,12 +183,10 @@ async fn crawl(
     if found.teams == 0 {
         tracing::warn!("The technical user can reach no team to crawl; add it to the teams, or check [crawl] teams, exclude_teams and include_private_teams.");
     }
-    let hints: std::collections::HashMap<ChannelRef, u32> = store
+    let hints: std::collections::HashMap<ChannelKey, u32> = store
         .channels()?
         .into_iter()
-        .filter_map(|(team, channel, cursor)| {
-            Some((ChannelRef { team, channel }, cursor.requests?))
-        })
+        .filter_map(|(key, cursor)| Some((key, cursor.requests?)))
         .collect();
     let channels = schedule::order(std::mem::take(&mut found.channels), &hints);
     let in_flight = schedule::channels_in_flight(&config.limits);

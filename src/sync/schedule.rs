@@ -13,9 +13,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::channel::{self, ChannelRef, ChannelRun};
+use super::channel::{self, ChannelRun};
 use super::crawl::Crawl;
 use super::report::{Ending, Failure, FailureKind, Summary};
+use super::ChannelKey;
 use crate::config::Limits;
 
 /// Channels that may be crawled at once for `limits`.
@@ -30,10 +31,10 @@ pub fn channels_in_flight(limits: &Limits) -> usize {
 /// `channels` in the order they start: most requests last round first (from the stored
 /// cursors), then round-robin across teams in discovery order.
 pub fn order(
-    channels: Vec<ChannelRef>,
-    last_requests: &HashMap<ChannelRef, u32>,
-) -> Vec<ChannelRef> {
-    let mut by_team: BTreeMap<String, VecDeque<ChannelRef>> = BTreeMap::new();
+    channels: Vec<ChannelKey>,
+    last_requests: &HashMap<ChannelKey, u32>,
+) -> Vec<ChannelKey> {
+    let mut by_team: BTreeMap<String, VecDeque<ChannelKey>> = BTreeMap::new();
     for c in channels {
         by_team.entry(c.team.clone()).or_default().push_back(c);
     }
@@ -51,7 +52,7 @@ pub fn order(
 
 pub(super) async fn crawl_channels(
     crawl: &Arc<Crawl>,
-    channels: Vec<ChannelRef>,
+    channels: Vec<ChannelKey>,
     in_flight: usize,
     summary: &mut Summary,
 ) {
@@ -100,8 +101,8 @@ pub(super) async fn crawl_channels(
 mod tests {
     use super::*;
 
-    fn c(team: &str, channel: &str) -> ChannelRef {
-        ChannelRef {
+    fn c(team: &str, channel: &str) -> ChannelKey {
+        ChannelKey {
             team: team.into(),
             channel: channel.into(),
         }

@@ -14,7 +14,7 @@ use crate::graph::{Graph, GraphError};
 use crate::http::Scope;
 use crate::secret::redact_url;
 use crate::sync::discovery::{self, Found, TeamFilter};
-use crate::sync::ChannelRef;
+use crate::sync::ChannelKey;
 
 /// Teams looked up at once: doctor is one person waiting, not a crawl.
 const DOCTOR_CONCURRENCY: usize = 4;
@@ -95,7 +95,7 @@ pub(super) async fn check_teams(config: &Config, graph: &Arc<Graph>) -> Check<(F
 /// One delta GET with `$top=1` in the first channel a run would crawl: the request the
 /// crawl makes most, with the permission it needs most. Excluded channels are never
 /// asked, here either.
-pub(super) async fn check_messages(graph: &Graph, channels: &[ChannelRef]) -> Check<((), String)> {
+pub(super) async fn check_messages(graph: &Graph, channels: &[ChannelKey]) -> Check<((), String)> {
     let Some(c) = channels.first() else {
         return Err(Failed::new(
             Code::Auth,

@@ -7,17 +7,16 @@
 use chrono::Utc;
 
 use super::{ChannelCrawl, Pass, Range, Stop};
-use crate::graph::{time, Links};
+use crate::graph::Links;
 use crate::state::BackfillProgress;
 
 impl ChannelCrawl<'_> {
     pub(super) async fn backfill(&mut self, range: Range, restart: bool) -> Result<(), Stop> {
         let (team, channel) = (self.place.team.clone(), self.place.channel.clone());
-        let since = time::format(range.since);
-        let until = range.until.map(time::format);
         let store = &self.crawl.services.store;
-        let stored = store.backfill(&team, &channel).map_err(Stop::Fatal)?;
-        let resume = stored.filter(|p| !restart && p.since == since && p.until == until);
+        let stored = store.backfill(self.place).map_err(Stop::Fatal)?;
+        let resume =
+            stored.filter(|p| !restart && p.since == range.since && p.until == range.until);
         let endpoints = &self.crawl.services.graph.endpoints;
         let mut next = match resume {
             Some(p) if p.done => return Ok(()),
@@ -51,14 +50,14 @@ impl ChannelCrawl<'_> {
             };
             if !self.crawl.services.output.is_dry_run() {
                 let progress = BackfillProgress {
-                    since: since.clone(),
-                    until: until.clone(),
+                    since: range.since,
+                    until: range.until,
                     next: next.clone(),
                     done: next.is_none(),
                     updated_at: Utc::now(),
                 };
                 store
-                    .set_backfill(&team, &channel, &progress)
+                    .set_backfill(self.place, &progress)
                     .map_err(Stop::Fatal)?;
             }
         }

@@ -37,7 +37,7 @@ impl ChannelCrawl<'_> {
             .crawl
             .services
             .store
-            .channel(&self.place.team, &self.place.channel)
+            .channel(self.place)
             .map_err(Stop::Fatal)?;
         self.cursor = stored.unwrap_or_default();
         self.mark.incremental = self.cursor.synced_at.is_some() || self.cursor.delta_link.is_some();

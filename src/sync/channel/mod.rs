@@ -26,16 +26,9 @@ use crate::graph::models::{ChatMessage, Page};
 use crate::graph::GraphError;
 use crate::http::Scope;
 use crate::ingest::IngestError;
-use crate::state::ChannelCursor;
+use crate::state::{ChannelCursor, ChannelKey};
 use crate::transform::{Directory, Op, Outcome, Place};
 use outbox::{Ledger, Outbox};
-
-/// A channel to crawl: its team's id and its own (unique only within the team).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChannelRef {
-    pub team: String,
-    pub channel: String,
-}
 
 /// How one channel's crawl went.
 pub struct ChannelRun {
@@ -138,7 +131,7 @@ impl Watermark {
 /// One channel's crawl state. Field by field:
 struct ChannelCrawl<'a> {
     crawl: &'a Crawl,
-    place: &'a ChannelRef,
+    place: &'a ChannelKey,
     /// The users map, fetched from the run on the first message that needs it.
     directory: Option<&'a Directory>,
     /// The stored cursor, rewritten as batches are acknowledged.
@@ -161,7 +154,7 @@ struct ChannelCrawl<'a> {
 }
 
 /// Crawls one channel and says how it ended.
-pub async fn crawl(crawl: &Crawl, place: &ChannelRef) -> ChannelRun {
+pub async fn crawl(crawl: &Crawl, place: &ChannelKey) -> ChannelRun {
     let mut channel = ChannelCrawl {
         crawl,
         place,

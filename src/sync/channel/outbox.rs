@@ -146,7 +146,7 @@ impl ChannelCrawl<'_> {
         self.crawl
             .services
             .store
-            .set_channel(&self.place.team, &self.place.channel, &self.cursor)
+            .set_channel(self.place, &self.cursor)
             .map_err(Stop::Fatal)
     }
 
@@ -179,7 +179,7 @@ impl ChannelCrawl<'_> {
         self.crawl
             .services
             .store
-            .set_channel(&self.place.team, &self.place.channel, &cursor)
+            .set_channel(self.place, &cursor)
             .map_err(Stop::Fatal)
     }
 

@@ -12,7 +12,7 @@ pub use teams::{teams, Shard, TeamFilter, TeamRef};
 
 use super::report::{Failure, FailureKind};
 use super::scope::{self, Kind, Scope as Coverage, State, Via};
-use super::ChannelRef;
+use super::ChannelKey;
 use crate::config::{Crawl as CrawlConfig, PersonEntry};
 use crate::graph::models::{Channel, Page, Team, User};
 use crate::graph::{Graph, GraphError, Links};
@@ -144,7 +144,7 @@ async fn team_channels(
 /// every team and channel with what became of it.
 pub struct Found {
     pub teams: u64,
-    pub channels: Vec<ChannelRef>,
+    pub channels: Vec<ChannelKey>,
     pub failures: Vec<Failure>,
     pub scope: Coverage,
     /// The channels `exclude_channels` matched, by name, for `doctor` (never stored).
@@ -259,7 +259,7 @@ fn add_team(
                 .push(excluded(config, team, name.as_deref(), &c));
         }
         if state == State::Crawled {
-            found.channels.push(ChannelRef {
+            found.channels.push(ChannelKey {
                 team: team.clone(),
                 channel: c.id,
             });
