@@ -16,9 +16,10 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use serde_json::{json, Value};
 
-use crate::graph::{bad_request, find_channel, graph_error, Params};
+use crate::graph::{bad_request, find_channel, graph_error, Caller, Params};
 use crate::links::{DeltaCursor, Expiry, Link};
 use crate::messages::{respond, root_json};
 use crate::prng::mix_str;
@@ -54,13 +55,14 @@ fn refused(app: &Shared, token: &str) -> Response {
 
 pub(crate) async fn delta(
     State(app): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path((team, channel)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
     let p = Params::parse(q);
     let w = app.lock();
-    let (tm, ch) = match find_channel(&w.tenant, &team, &channel) {
+    let (tm, ch) = match find_channel(&w.tenant, caller, &team, &channel) {
         Ok(x) => x,
         Err(e) => return e,
     };

@@ -16,6 +16,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
@@ -135,20 +136,19 @@ fn team_not_found(id: &str) -> Response {
         .into_response()
 }
 
-tokio::task_local! {
-    /// Whether the request being handled carries an app-only token.
-    static APP_ONLY: bool;
-}
-
-fn app_only() -> bool {
-    APP_ONLY.try_with(|a| *a).unwrap_or(false)
+/// Who the request's token speaks for: the token check puts it into the request's
+/// extensions, the handlers take it as `Extension<Caller>`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller {
+    /// An app-only token (client credentials) reads every team of the tenant.
+    pub app_only: bool,
 }
 
 /// A team the caller may read (the technical user's, or any with an app-only token), or
 /// the error Graph gives.
-pub(crate) fn find_team<'a>(t: &'a Tenant, id: &str) -> Result<&'a Team, Response> {
+pub(crate) fn find_team<'a>(t: &'a Tenant, caller: Caller, id: &str) -> Result<&'a Team, Response> {
     match t.team_by_id(id) {
-        Some(team) if team.member || app_only() => Ok(team),
+        Some(team) if team.member || caller.app_only => Ok(team),
         // Not a member: Teams answers a bare 403 UnknownError (error-403-unknown-error-channel-messages.json).
         Some(_) => Err(graph_error(StatusCode::FORBIDDEN, "UnknownError", "")),
         None => Err(team_not_found(id)),
@@ -157,10 +157,11 @@ pub(crate) fn find_team<'a>(t: &'a Tenant, id: &str) -> Result<&'a Team, Respons
 
 pub(crate) fn find_channel<'a>(
     t: &'a Tenant,
+    caller: Caller,
     team: &str,
     channel: &str,
 ) -> Result<(&'a Team, &'a Channel), Response> {
-    let tm = find_team(t, team)?;
+    let tm = find_team(t, caller, team)?;
     match tm.channels.iter().find(|c| c.id == channel) {
         Some(ch) => Ok((tm, ch)),
         None => Err(graph_error(
@@ -210,7 +211,11 @@ pub(crate) async fn require_token(
         return throttled_response(&t);
     }
     let message = match verdict {
-        Access::Valid => return APP_ONLY.scope(app, next.run(req)).await,
+        Access::Valid => {
+            let mut req = req;
+            req.extensions_mut().insert(Caller { app_only: app });
+            return next.run(req).await;
+        }
         Access::Expired => "Access token has expired or is not yet valid.",
         Access::Unknown => "IDX14100: JWT is not well formed, there are no dots (.).",
         Access::Missing => "Access token is empty.",
@@ -367,10 +372,14 @@ pub(crate) async fn all_teams(State(app): State<Arc<Shared>>, RawQuery(q): RawQu
     Json(body).into_response()
 }
 
-pub(crate) async fn team(State(app): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+pub(crate) async fn team(
+    State(app): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
     let w = app.lock();
     let team = match w.tenant.team_by_id(&id) {
-        Some(team) if (team.member && !w.reach.is_associated(&id)) || app_only() => team,
+        Some(team) if (team.member && !w.reach.is_associated(&id)) || caller.app_only => team,
         _ => return team_not_found(&id),
     };
     let mut v = render::team_entity(&w.tenant, team);
@@ -385,6 +394,7 @@ const CHANNEL_FIELDS: &[&str] = &[
 
 pub(crate) async fn channels(
     State(app): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -403,7 +413,7 @@ pub(crate) async fn channels(
         }
     };
     let w = app.lock();
-    let team = match find_team(&w.tenant, &id) {
+    let team = match find_team(&w.tenant, caller, &id) {
         Ok(t) => t,
         Err(e) => return e,
     };

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::graph::{bad_request, find_channel, graph_error, Params};
+use crate::graph::{bad_request, find_channel, graph_error, Caller, Params};
 use crate::links::Link;
 use crate::quirks::Quirks;
 use crate::render::{self, encode_component, Flavor};
@@ -80,13 +81,14 @@ fn list_context(app: &Shared, team: &Team, ch: &Channel) -> String {
 
 pub(crate) async fn list(
     State(app): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path((team, channel)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
     let p = Params::parse(q);
     let w = app.lock();
-    let (tm, ch) = match find_channel(&w.tenant, &team, &channel) {
+    let (tm, ch) = match find_channel(&w.tenant, caller, &team, &channel) {
         Ok(x) => x,
         Err(e) => return e,
     };
@@ -147,13 +149,14 @@ fn find_root<'a>(ch: &'a Channel, id: &str) -> Result<&'a Message, Response> {
 
 pub(crate) async fn single(
     State(app): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path((team, channel, id)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
     let p = Params::parse(q);
     let w = app.lock();
-    let found = find_channel(&w.tenant, &team, &channel)
+    let found = find_channel(&w.tenant, caller, &team, &channel)
         .and_then(|(tm, ch)| Ok((tm, ch, find_root(ch, &id)?, p.expand_replies()?)));
     let (tm, ch, m, expand) = match found {
         Ok(x) => x,
@@ -167,13 +170,14 @@ pub(crate) async fn single(
 
 pub(crate) async fn replies(
     State(app): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path((team, channel, id)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
     let p = Params::parse(q);
     let w = app.lock();
-    let (tm, ch, root) = match find_channel(&w.tenant, &team, &channel)
+    let (tm, ch, root) = match find_channel(&w.tenant, caller, &team, &channel)
         .and_then(|(tm, ch)| Ok((tm, ch, find_root(ch, &id)?)))
     {
         Ok(x) => x,
@@ -230,11 +234,12 @@ pub(crate) async fn replies(
 
 pub(crate) async fn reply(
     State(app): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path((team, channel, id, reply)): Path<(String, String, String, String)>,
 ) -> Response {
     let w = app.lock();
-    let found = find_channel(&w.tenant, &team, &channel)
+    let found = find_channel(&w.tenant, caller, &team, &channel)
         .and_then(|(tm, ch)| Ok((tm, ch, find_root(ch, &id)?)));
     let (tm, ch, root) = match found {
         Ok(x) => x,
