@@ -3,8 +3,8 @@
 //! route, and the helpers shared with the message routes (query options, errors, lookups).
 //!
 //! An app-only token (client credentials) reads every team of the tenant, member or not;
-//! the token check tells the handlers through the task-local [`APP_ONLY`], so the lookups
-//! shared by every route need no extra argument.
+//! the token check tells the handlers with a [`Caller`] in the request's extensions, which
+//! they pass to the lookups.
 
 // Errors here are finished HTTP responses handed straight back to axum; boxing them would
 // only add noise to every handler.
