@@ -13,7 +13,7 @@
 use chrono::Utc;
 
 use super::{ChannelCrawl, Pass, Range, Stop};
-use crate::graph::models::{ChatMessage, Page};
+use crate::graph::models::ChatMessage;
 use crate::graph::Links;
 use crate::state::ForgetProgress;
 use crate::transform::{Directory, Document, Op, Outcome, People, Place, Skip};
@@ -40,7 +40,7 @@ impl ChannelCrawl<'_> {
         let mut links = next.as_deref().map(Links::starting_at);
         while let Some(url) = next {
             self.check_stop()?;
-            let page: Page<ChatMessage> = self.get(&url).await?;
+            let (page, _big) = self.get_page(&url).await?;
             for root in &page.value {
                 self.root(root, Pass::Forget).await?;
             }

@@ -199,16 +199,21 @@ impl<'a> ChannelCrawl<'a> {
     /// GETs `url` on this channel's rate budget.
     async fn get<T: serde::de::DeserializeOwned>(&mut self, url: &str) -> Result<T, Stop> {
         self.requests += 1;
-        let scope = Scope::Channel {
-            team: &self.place.team,
-            channel: &self.place.channel,
-        };
+        let scope = self.scope();
         self.crawl
             .services
             .graph
             .get(url, scope)
             .await
             .map_err(Stop::Graph)
+    }
+
+    /// The rate scope of this channel's requests.
+    fn scope(&self) -> Scope<'a> {
+        Scope::Channel {
+            team: &self.place.team,
+            channel: &self.place.channel,
+        }
     }
 
     /// A page of this channel (delta, list) with the big-body permit it may hold: the
@@ -218,10 +223,7 @@ impl<'a> ChannelCrawl<'a> {
         url: &str,
     ) -> Result<(Page<ChatMessage>, Option<tokio::sync::OwnedSemaphorePermit>), Stop> {
         self.requests += 1;
-        let scope = Scope::Channel {
-            team: &self.place.team,
-            channel: &self.place.channel,
-        };
+        let scope = self.scope();
         self.crawl
             .services
             .graph
