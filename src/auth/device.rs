@@ -8,7 +8,9 @@
 //! and no terminal is needed, so it works over SSH and in `kubectl exec`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::claims::{Claims, Me};
 use super::endpoint::{DeviceAuthorization, Endpoint, Grant, Refusal, TokenResponse};

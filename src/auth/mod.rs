@@ -15,9 +15,10 @@ mod device;
 mod endpoint;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{Config, Flow};
