@@ -115,6 +115,12 @@ impl Graph {
     }
 
     /// GETs `url` and decodes the JSON body, drawing on the rate budget of `scope`.
+    /// Whether the tenant's request budget has room another channel could use (see
+    /// [`Limiter::has_spare`]).
+    pub fn has_spare(&self) -> bool {
+        self.limiter.has_spare()
+    }
+
     pub async fn get<T: DeserializeOwned>(
         &self,
         url: &str,

@@ -9,9 +9,16 @@
 //! rest interleaved across teams, so a limit of one team shows as such and not as the
 //! tenant's. Tasks are started as others finish, so a tenant of 50 000 channels holds only
 //! the channels in flight in memory.
+//!
+//! Where a limit narrower than the tenant binds (a team's, or channels spaced by their own
+//! rate), the channels in flight may leave part of the tenant's budget unused while others
+//! wait their turn; they would then run at the end, alone, each at its own slow rate. So
+//! while the limiter reports spare budget, one more channel is let in each
+//! [`SPARE_CHECK`], up to four times the computed number.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::channel::{self, ChannelRun};
 use super::crawl::Crawl;
@@ -50,15 +57,21 @@ pub fn order(
     interleaved
 }
 
+/// How often the scheduler asks the limiter whether another channel could use the budget.
+const SPARE_CHECK: Duration = Duration::from_secs(1);
+
 pub(super) async fn crawl_channels(
     crawl: &Arc<Crawl>,
     channels: Vec<ChannelKey>,
-    in_flight: usize,
+    mut in_flight: usize,
     summary: &mut Summary,
 ) {
+    let most = in_flight.saturating_mul(4).min(4096);
     let mut pending = channels.into_iter();
     let mut tasks = tokio::task::JoinSet::new();
     let mut places = HashMap::new();
+    let mut check = tokio::time::interval(SPARE_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while tasks.len() < in_flight {
             let Some(place) = pending.next() else { break };
@@ -72,7 +85,17 @@ pub(super) async fn crawl_channels(
             let handle = tasks.spawn(async move { channel::crawl(&task_crawl, &place).await });
             places.insert(handle.id(), key);
         }
-        let Some(done) = tasks.join_next_with_id().await else {
+        let more = pending.len() > 0 && in_flight < most;
+        let done = tokio::select! {
+            done = tasks.join_next_with_id() => done,
+            _ = check.tick(), if more => {
+                if tasks.len() >= in_flight && crawl.services.graph.has_spare() {
+                    in_flight += 1;
+                }
+                continue;
+            }
+        };
+        let Some(done) = done else {
             break;
         };
         crawl.services.progress.channel_finished();

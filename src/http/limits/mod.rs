@@ -7,7 +7,8 @@
 //! requests in flight (`[limits] concurrency`). A channel waiting for its per-channel slot
 //! holds nothing else: the request permit is taken only once the channel may send, so the
 //! tenant budget stays busy with the channels that can use it. Tenant slots are handed out
-//! first come, first served, so no channel starves behind the others.
+//! first come, first served from a queue, so no channel starves behind the others; nothing
+//! is reserved ahead, so a fence or a cut holds every waiting request at once.
 //!
 //! Graph does not say which of its limits a 429 hit (per tenant, per team, per user, per
 //! channel: its documentation names all of them). So:
@@ -16,11 +17,15 @@
 //!   itself; a 429 without `Retry-After` fences for one interval of the new rate. Even
 //!   where the channel was sent faster than Graph's documented 1/s, a first 429 cannot
 //!   tell the channel's limit from the tenant's, and guessing "the channel" is what lets
-//!   other channels run into the tenant's `Retry-After`;
+//!   other channels run into the tenant's `Retry-After`. The throttled request itself
+//!   goes first when the fence ends (the token Graph refilled is its), the rest one
+//!   interval later;
 //! - the rate of the scope the 429 points at is cut to a little under what Graph accepted
-//!   in the last seconds: the tenant when 429s come from several teams together (or only
-//!   one team is busy), else that team, which then gets a pacer of its own. After a quiet
-//!   hold, rates creep back up ([`pacer`]).
+//!   in the last seconds (leaving out fenced time), or back under the last rate that ran
+//!   clean when the rate had crept past it: the tenant when 429s come from several teams
+//!   together (or only one team is busy), else that team, which then gets a pacer of its
+//!   own — dropped again when 429s go on while the team is paced under what Graph
+//!   accepted of it. After a quiet hold, rates creep back up ([`pacer`]).
 
 mod pacer;
 
@@ -28,7 +33,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use pacer::{interval, Pacer};
@@ -54,12 +59,61 @@ const TOGETHER: Duration = Duration::from_secs(2);
 const BUSY: Duration = Duration::from_secs(1);
 /// Only a 429 with another one this recent in the same scope cuts a rate.
 const REPEATED: Duration = Duration::from_secs(5);
+/// The tenant's budget has room for more channels when more than this share of it went
+/// unused over the last [`SPARE_OVER`].
+const SPARE: f64 = 0.1;
+const SPARE_OVER: Duration = Duration::from_secs(2);
 /// How long a team's accepted answers are remembered.
 const TEAM_HISTORY: Duration = Duration::from_secs(5);
 
 /// Permission to send one request; held until its answer is read.
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// A request's place in the queue of its budget; leaving (or being dropped with the
+/// acquiring future) hands the turn on.
+struct Place<'l> {
+    limiter: &'l Limiter,
+    kind: usize,
+    id: u64,
+}
+
+impl<'l> Place<'l> {
+    fn join(limiter: &'l Limiter, scope: Scope, front: bool) -> Self {
+        let kind = kind(scope);
+        let mut state = limiter.state();
+        state.last_id += 1;
+        let id = state.last_id;
+        if front {
+            state.queues[kind].push_front(id);
+        } else {
+            state.queues[kind].push_back(id);
+        }
+        Place { limiter, kind, id }
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mut state = self.limiter.state();
+        let queue = &mut state.queues[self.kind];
+        let head = queue.front() == Some(&self.id);
+        queue.retain(|id| *id != self.id);
+        drop(state);
+        if head {
+            self.limiter.turn.notify_waiters();
+        }
+    }
+}
+
+/// The queue a scope waits in: one per budget.
+fn kind(scope: Scope) -> usize {
+    match scope {
+        Scope::Channel { .. } => 0,
+        Scope::Directory => 1,
+        Scope::Team => 2,
+    }
 }
 
 /// Per-channel pacing: when its last request left, and its own fence.
@@ -67,6 +121,15 @@ pub struct Slot {
 struct ChannelPace {
     sent: Instant,
     fence: Instant,
+    /// The throttled request's turn: it leaves at `at`, the first slot after its fence,
+    /// ahead of requests queued before the 429 — unless a later 429's `Retry-After` runs
+    /// past `at`.
+    retry: Option<Ticket>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    at: Instant,
 }
 
 impl ChannelPace {
@@ -74,6 +137,7 @@ impl ChannelPace {
         ChannelPace {
             sent: now,
             fence: now,
+            retry: None,
         }
     }
 }
@@ -92,10 +156,17 @@ struct State {
     channels: HashMap<String, ChannelPace>,
     /// Recent 429s of channel messages: when, and which team.
     recent: VecDeque<(Instant, String)>,
+    /// The earliest turn the next throttled request can be given.
+    retry_next: Instant,
+    /// Requests waiting for a slot of each budget ([`kind`]), first in line first.
+    queues: [VecDeque<u64>; 3],
+    last_id: u64,
 }
 
 pub struct Limiter {
     state: Mutex<State>,
+    /// Wakes the queues when their head leaves.
+    turn: Notify,
     channel_interval: Duration,
     requests: Arc<Semaphore>,
 }
@@ -117,7 +188,11 @@ impl Limiter {
                 team_seen: HashMap::new(),
                 channels: HashMap::new(),
                 recent: VecDeque::new(),
+                retry_next: now,
+                queues: Default::default(),
+                last_id: 0,
             }),
+            turn: Notify::new(),
             channel_interval: interval(channel_rps * CHANNEL_MARGIN),
             requests: Arc::new(Semaphore::new(concurrency.max(1))),
         }
@@ -128,29 +203,89 @@ impl Limiter {
     }
 
     /// Waits until `scope` may send and returns the request's slot. Not cancel-aware by
-    /// itself; callers race it against shutdown.
+    /// itself; callers race it against shutdown (dropping it leaves the queue cleanly).
+    ///
+    /// A request first waits for its own pacing (its channel's spacing and fence, its
+    /// team's pacer) holding nothing, then joins the queue of its budget: the head takes
+    /// the budget's next slot when it comes, then a request permit, and leaves. Nothing is
+    /// reserved ahead, so a fence or a cut holds every waiting request at once. A
+    /// throttled request's retry joins at the front and goes at its turn (see
+    /// [`Limiter::throttled`]).
     pub async fn acquire(&self, scope: Scope<'_>) -> Slot {
+        let mut ticket = self.state().take_ticket(scope);
         loop {
-            // The channel's (and its team's) own pacing first, holding nothing.
-            let ready = self.state().own_ready(scope, self.channel_interval);
-            if ready > Instant::now() {
-                tokio::time::sleep_until(ready).await;
+            // Cooperative: however the loop turns, the worker is never held.
+            tokio::task::consume_budget().await;
+            let own = match ticket {
+                Some(t) => t.at,
+                None => self.state().own_ready(scope, self.channel_interval),
+            };
+            if own > Instant::now() {
+                tokio::time::sleep_until(own).await;
                 continue;
             }
-            let permit = self
-                .requests
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the request semaphore is never closed");
-            let at = self.state().reserve(scope, self.channel_interval);
-            tokio::time::sleep_until(at).await;
-            // A 429 elsewhere may have raised a fence while this request waited its turn.
-            let mut state = self.state();
-            if state.fence(scope) <= Instant::now() {
-                state.departed(scope);
-                return Slot { _permit: permit };
+            let place = Place::join(self, scope, ticket.is_some());
+            loop {
+                let turn = self.turn.notified();
+                tokio::pin!(turn);
+                turn.as_mut().enable();
+                let now = Instant::now();
+                let ready = {
+                    let mut state = self.state();
+                    if !state.is_head(scope, place.id) {
+                        None
+                    } else {
+                        if ticket.is_some_and(|t| state.fence(scope) > t.at) {
+                            // A later 429's Retry-After runs past the turn it was given.
+                            ticket = None;
+                        }
+                        Some(match ticket {
+                            Some(_) => now,
+                            None => state.queue_ready(scope, now),
+                        })
+                    }
+                };
+                match ready {
+                    None => turn.await,
+                    Some(ready) if ready > now => {
+                        let own = self.state().own_ready(scope, self.channel_interval);
+                        if own > Instant::now() {
+                            // Another channel of the team took its slot: wait for the next
+                            // one out of the queue, so other teams go meanwhile.
+                            break;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(ready) => {}
+                            _ = turn => {}
+                        }
+                    }
+                    Some(_) => {
+                        let permit = self
+                            .requests
+                            .clone()
+                            .acquire_owned()
+                            .await
+                            .expect("the request semaphore is never closed");
+                        let mut state = self.state();
+                        let now = Instant::now();
+                        let go = match ticket {
+                            Some(t) => state.fence(scope) <= t.at,
+                            None => state.queue_ready(scope, now) <= now,
+                        };
+                        if go {
+                            state.take_turn(scope, now);
+                            state.departed(scope);
+                            drop(state);
+                            drop(place);
+                            return Slot {
+                                _permit: Some(permit),
+                            };
+                        }
+                    }
+                }
             }
+            drop(place);
+            ticket = None;
         }
     }
 
@@ -170,15 +305,51 @@ impl Limiter {
         let rate = state.learn(team, now);
         let wait = retry_after.unwrap_or_else(|| interval(rate).max(Duration::from_secs(1)));
         let until = now + wait;
-        state.messages.fence_until(until);
-        if let Some(t) = state.team_pacers.get_mut(team) {
-            t.fence_until(until);
-        }
-        let pace = state
+        // The throttled request goes first when the fence ends (and its channel's spacing
+        // allows): the token Graph refills by then is its, not that of a request queued
+        // behind it. Sent to the back of the queue instead, it would leave the refilled
+        // token unused for a whole interval, and Graph would seem to accept half the rate
+        // it does. Everything else waits one more interval after it.
+        let pace = *state
             .channels
             .entry(channel.to_string())
             .or_insert(ChannelPace::new(now));
+        let tenant_interval = interval(state.messages.rate);
+        let own = pace.sent + self.channel_interval;
+        if own > until + tenant_interval {
+            // The channel's own spacing holds the retry longer than the fence: others use
+            // the refilled token meanwhile, and the retry queues like any request.
+            state.messages.fence_until(until);
+            for t in state.team_pacers.values_mut() {
+                t.fence_until(until);
+            }
+            let pace = state.channels.get_mut(channel).expect("inserted above");
+            pace.fence = pace.fence.max(until);
+            return wait;
+        }
+        let mut at = until.max(own).max(state.retry_next);
+        if let Some(t) = state.team_pacers.get(team) {
+            at = at.max(t.ready_at(at));
+        }
+        let fence = at + tenant_interval;
+        state.retry_next = fence;
+        // The tenant's fence holds every team: their pacers know it was time in which
+        // nothing could be accepted. The turn and the interval after it are held, not
+        // fenced: the retry is accepted in them.
+        state.messages.fence_until(until);
+        state.messages.hold_until(fence);
+        for (name, t) in state.team_pacers.iter_mut() {
+            let end = if name == team {
+                at + interval(t.rate)
+            } else {
+                fence
+            };
+            t.fence_until(until);
+            t.hold_until(end.max(fence));
+        }
+        let pace = state.channels.get_mut(channel).expect("inserted above");
         pace.fence = pace.fence.max(until);
+        pace.retry = Some(Ticket { at });
         wait
     }
 
@@ -204,6 +375,14 @@ impl Limiter {
             }
         }
         state.scope_pacer(scope).accepted(now);
+    }
+
+    /// Whether the tenant's budget for channel messages went partly unused lately while a
+    /// request permit is free: the channels in flight are held back by their own limits
+    /// (per channel, per team), and another channel could use what they leave.
+    pub fn has_spare(&self) -> bool {
+        let idle = self.state().messages.idle_share(Instant::now(), SPARE_OVER);
+        idle > SPARE && self.requests.available_permits() > 0
     }
 
     /// The tenant's channel-message rate now.
@@ -238,6 +417,14 @@ impl State {
         at
     }
 
+    /// The turn a throttled request of this channel was given, if it was.
+    fn take_ticket(&mut self, scope: Scope) -> Option<Ticket> {
+        let Scope::Channel { channel, .. } = scope else {
+            return None;
+        };
+        self.channels.get_mut(channel)?.retry.take()
+    }
+
     /// The latest fence that holds `scope` back: its budget's, its team's, its channel's.
     fn fence(&self, scope: Scope) -> Instant {
         match scope {
@@ -254,17 +441,30 @@ impl State {
         }
     }
 
-    /// Takes the scope's next slot (and its team's): the moment the request leaves.
-    fn reserve(&mut self, scope: Scope, channel_interval: Duration) -> Instant {
-        let now = Instant::now();
-        let own = self.own_ready(scope, channel_interval);
-        let at = self.scope_pacer(scope).reserve(now).max(own);
+    fn is_head(&self, scope: Scope, id: u64) -> bool {
+        self.queues[kind(scope)].front() == Some(&id)
+    }
+
+    /// When the head of `scope`'s queue may leave: its budget's next slot, every fence
+    /// that holds it, its own pacing.
+    fn queue_ready(&mut self, scope: Scope, now: Instant) -> Instant {
+        let mut at = self.scope_pacer(scope).ready_at(now).max(self.fence(scope));
         if let Scope::Channel { team, .. } = scope {
-            if let Some(t) = self.team_pacers.get_mut(team) {
-                t.reserve(at);
+            if let Some(t) = self.team_pacers.get(team) {
+                at = at.max(t.ready_at(now));
             }
         }
         at
+    }
+
+    /// The request leaves now: it takes its budget's slot (and its team's).
+    fn take_turn(&mut self, scope: Scope, now: Instant) {
+        self.scope_pacer(scope).take(now);
+        if let Scope::Channel { team, .. } = scope {
+            if let Some(t) = self.team_pacers.get_mut(team) {
+                t.take(now);
+            }
+        }
     }
 
     fn departed(&mut self, scope: Scope) {
@@ -307,13 +507,24 @@ impl State {
                     .back()
                     .is_some_and(|at| now.duration_since(*at) <= BUSY)
         });
+        // A team paced under what Graph accepted of it when its pacer was last cut cannot
+        // be over its own limit: the 429 comes from a wider one, and the team pacer was a
+        // guess (429s of requests sent before that cut excepted).
+        let dropped_guess = self
+            .team_pacers
+            .get(team)
+            .is_some_and(|p| p.under_learned_limit() && !p.cut_within(now, Duration::from_secs(1)));
+        if dropped_guess {
+            self.team_pacers.remove(team);
+        }
         self.recent.push_back((now, team.to_string()));
         self.messages.answered_429(now);
         if let Some(p) = self.team_pacers.get_mut(team) {
             p.answered_429(now);
         }
-        let team_limit =
-            !other_team_429 && (other_team_busy || self.team_pacers.contains_key(team));
+        let team_limit = !other_team_429
+            && (other_team_busy || self.team_pacers.contains_key(team))
+            && !dropped_guess;
         if !team_limit {
             // A lone 429 is arrival jitter or a limit we cannot place: its fence is enough.
             // One cut per burst of them.
@@ -333,8 +544,6 @@ impl State {
             let paced = self.team_pacers.get(team).map(|p| p.rate);
             return paced.unwrap_or(self.messages.rate);
         }
-        let ceiling = self.messages.rate;
-        let first = self.messages.first_answer().unwrap_or(now);
         let history = self.team_seen.get(team).cloned().unwrap_or_default();
         let throttled = self
             .recent
@@ -342,8 +551,9 @@ impl State {
             .filter(|(_, t)| t == team)
             .map(|(at, _)| *at)
             .collect();
+        let messages = &self.messages;
         let pacer = self.team_pacers.entry(team.to_string()).or_insert_with(|| {
-            let mut p = Pacer::with_history(ceiling, now, history, throttled, first);
+            let mut p = messages.narrower(now, history, throttled);
             p.ceiling = f64::INFINITY;
             p
         });

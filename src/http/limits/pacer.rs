@@ -26,6 +26,12 @@ const RAISE: f64 = 1.03;
 /// what Graph accepted, which a half-idle scope would badly underestimate.
 const BINDING: f64 = 0.1;
 const EASE: f64 = 0.9;
+/// Once a limit was found, one cut takes at most this share off.
+const NEAR: f64 = 0.8;
+/// A rate that ran this long without a 429 is one to come back to.
+const CLEAN: Duration = Duration::from_secs(5);
+/// How late a wake-up may come (timers have millisecond ticks) and still be on time.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
 /// Never below this: progress continues however tight the limit.
 pub const FLOOR: f64 = 0.05;
 
@@ -40,11 +46,22 @@ pub struct Pacer {
     /// No request of this scope before this moment (a 429's `Retry-After`).
     pub fence: Instant,
     cut_at: Option<Instant>,
+    /// What Graph accepted of this scope when a binding 429 last cut its rate.
+    learned: Option<f64>,
+    /// Since when no request of this scope met a 429.
+    clean_since: Instant,
+    /// The rate the scope last ran at for [`CLEAN`] without a 429.
+    good: Option<f64>,
     raised_at: Instant,
     /// When recent requests of this scope were accepted (not 429), oldest first.
     accepted: VecDeque<Instant>,
     /// When recent requests of this scope were answered 429, oldest first.
     throttled: VecDeque<Instant>,
+    /// Recent fences (from, until), oldest first, merged where they overlap: time in
+    /// which nothing could be accepted does not count against what Graph accepts.
+    fenced: VecDeque<(Instant, Instant)>,
+    /// Recent stretches (from, until) in which a slot was free and nobody took it.
+    idle: VecDeque<(Instant, Instant)>,
     first_answer: Option<Instant>,
 }
 
@@ -56,9 +73,14 @@ impl Pacer {
             next: now,
             fence: now,
             cut_at: None,
+            learned: None,
+            clean_since: now,
+            good: None,
             raised_at: now,
             accepted: VecDeque::new(),
             throttled: VecDeque::new(),
+            fenced: VecDeque::new(),
+            idle: VecDeque::new(),
             first_answer: None,
         }
     }
@@ -68,39 +90,77 @@ impl Pacer {
         now.max(self.next).max(self.fence)
     }
 
-    /// Takes the next slot: the request leaves at the returned moment (FIFO).
-    pub fn reserve(&mut self, now: Instant) -> Instant {
-        let at = self.ready_at(now);
-        self.next = at + interval(self.rate);
-        at
+    /// A request leaves at `now`: the next one may leave one interval later (or after a
+    /// turn given beyond that).
+    pub fn take(&mut self, now: Instant) {
+        let free = self.next.max(self.fence);
+        // A request woken a timer tick after its slot took that slot: no drift.
+        if now >= free && now - free <= TIMER_SLACK {
+            self.next = self.next.max(free + interval(self.rate));
+            return;
+        }
+        if now > free {
+            self.idle.push_back((free, now));
+            while self
+                .idle
+                .front()
+                .is_some_and(|(_, until)| now.saturating_duration_since(*until) >= WINDOW)
+            {
+                self.idle.pop_front();
+            }
+        }
+        self.next = self.next.max(now + interval(self.rate));
     }
 
-    /// A pacer for a scope that was so far paced only by a wider one: it starts at `rate`
-    /// with the answers the scope already had (`accepted` and `throttled`, oldest first,
-    /// since `first`).
-    pub fn with_history(
-        rate: f64,
+    /// The share of the last `over` in which this scope could have sent and did not (up
+    /// to [`WINDOW`]).
+    pub fn idle_share(&self, now: Instant, over: Duration) -> f64 {
+        let over = over.min(WINDOW);
+        let from = now - over;
+        let within = |a: Instant, b: Instant| b.min(now).saturating_duration_since(a.max(from));
+        let past: Duration = self.idle.iter().map(|(a, b)| within(*a, *b)).sum();
+        let ongoing = within(self.next.max(self.fence), now);
+        (past + ongoing).as_secs_f64() / over.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// A pacer for a narrower scope that so far was paced only by this one (a team within
+    /// the tenant): it has the answers that scope already had (`accepted` and `throttled`,
+    /// oldest first) and this one's fences, and starts at the rate the scope was sent at
+    /// (at most this one's): what a wider limit left it, not what it could take.
+    pub fn narrower(
+        &self,
         now: Instant,
         accepted: VecDeque<Instant>,
         throttled: VecDeque<Instant>,
-        first: Instant,
     ) -> Self {
-        let mut p = Pacer::new(rate, now);
+        let mut p = Pacer::new(self.rate, now);
         p.accepted = accepted;
         p.throttled = throttled;
-        p.first_answer = Some(first);
+        p.fenced = self.fenced.clone();
+        p.first_answer = Some(self.first_answer.unwrap_or(now));
         p.prune(now);
+        let sent = (p.accepted.len() + p.throttled.len()) as f64;
+        p.rate = (sent / p.open_secs(now)).clamp(FLOOR, self.rate);
         p
     }
 
-    /// When the first answer of this scope came.
-    pub fn first_answer(&self) -> Option<Instant> {
-        self.first_answer
+    /// Raises the fence to `until` (never lowers it): a `Retry-After`, time in which Graph
+    /// accepts nothing of this scope.
+    pub fn fence_until(&mut self, until: Instant) {
+        let now = Instant::now();
+        if until > now {
+            match self.fenced.back_mut() {
+                Some((_, end)) if *end >= now => *end = (*end).max(until),
+                _ => self.fenced.push_back((now, until)),
+            }
+        }
+        self.fence = self.fence.max(until);
+        self.next = self.next.max(until);
     }
 
-    /// Raises the fence to `until` (never lowers it).
-    pub fn fence_until(&mut self, until: Instant) {
-        self.fence = self.fence.max(until);
+    /// Holds every request of this scope back until `until`, which is no `Retry-After`
+    /// (a throttled request's turn is in it): neither fenced time nor a fence.
+    pub fn hold_until(&mut self, until: Instant) {
         self.next = self.next.max(until);
     }
 
@@ -111,6 +171,10 @@ impl Pacer {
         self.prune(now);
         let held = self.cut_at.is_none_or(|c| now.duration_since(c) >= HOLD);
         if held && self.rate < self.ceiling && now.duration_since(self.raised_at) >= STEP {
+            if now.duration_since(self.clean_since) >= CLEAN {
+                // The rate it leaves ran clean: one to come back to.
+                self.good = Some(self.rate);
+            }
             self.rate = (self.rate * RAISE).min(self.ceiling);
             self.raised_at = now;
         }
@@ -119,6 +183,7 @@ impl Pacer {
     /// Counts a 429 of this scope (before [`Pacer::cut`] decides).
     pub fn answered_429(&mut self, now: Instant) {
         self.first_answer.get_or_insert(now);
+        self.clean_since = now;
         self.throttled.push_back(now);
         self.prune(now);
     }
@@ -131,8 +196,24 @@ impl Pacer {
         let binding = no / (ok + no).max(1.0) >= BINDING;
         let measured = self.accepted_rate(now);
         self.rate = if binding {
-            let base = measured.map_or(self.rate * 0.5, |m| m.min(self.rate));
-            (base * UNDER).clamp(FLOOR, self.ceiling)
+            match self.good.take() {
+                // Crept past a rate that ran clean: back under it. Just over a limit Graph
+                // accepts far less than the limit (each 429 costs a wait), so what it
+                // accepted then is no measure of it.
+                Some(good) if self.rate > good * UNDER => {
+                    self.learned = Some(good);
+                    (good * UNDER).clamp(FLOOR, self.ceiling)
+                }
+                _ => {
+                    let mut base = measured.map_or(self.rate * 0.5, |m| m.min(self.rate));
+                    if self.learned.is_some() {
+                        // Near a limit found before, a cut is a step, not a fall.
+                        base = base.max(self.rate * NEAR);
+                    }
+                    self.learned = measured;
+                    (base * UNDER).clamp(FLOOR, self.ceiling)
+                }
+            }
         } else {
             (self.rate * EASE).clamp(FLOOR, self.ceiling)
         };
@@ -142,17 +223,29 @@ impl Pacer {
     }
 
     /// Requests per second Graph accepted over the last [`WINDOW`] (or since the first
-    /// answer, if sooner, but never over less than a second); `None` without answers.
+    /// answer, if sooner), leaving out the time a fence let nothing through, but never over
+    /// less than a second; `None` without answers.
     fn accepted_rate(&self, now: Instant) -> Option<f64> {
-        let first = self.first_answer?;
         if self.accepted.is_empty() {
             return None;
         }
-        let span = now
-            .duration_since(first)
-            .min(WINDOW)
-            .max(Duration::from_secs(1));
-        Some(self.accepted.len() as f64 / span.as_secs_f64())
+        Some(self.accepted.len() as f64 / self.open_secs(now))
+    }
+
+    /// Seconds of the last [`WINDOW`] (or since the first answer) in which no fence held
+    /// this scope, never less than one.
+    fn open_secs(&self, now: Instant) -> f64 {
+        let first = self.first_answer.unwrap_or(now);
+        let span = now.duration_since(first).min(WINDOW);
+        let from = now - span;
+        let fenced: Duration = self
+            .fenced
+            .iter()
+            .map(|(a, b)| (*b).min(now).saturating_duration_since((*a).max(from)))
+            .sum();
+        span.saturating_sub(fenced)
+            .max(Duration::from_secs(1))
+            .as_secs_f64()
     }
 
     fn prune(&mut self, now: Instant) {
@@ -164,6 +257,19 @@ impl Pacer {
                 times.pop_front();
             }
         }
+        while self
+            .fenced
+            .front()
+            .is_some_and(|(_, until)| now.saturating_duration_since(*until) >= WINDOW)
+        {
+            self.fenced.pop_front();
+        }
+    }
+
+    /// Whether this scope is paced under what Graph accepted of it when it was last cut:
+    /// a 429 now cannot be this scope's own limit.
+    pub fn under_learned_limit(&self) -> bool {
+        self.learned.is_some_and(|l| self.rate < l * 0.995)
     }
 
     /// Whether this scope was cut within `d` of `now`.
@@ -181,15 +287,12 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn slots_are_spaced_and_fifo() {
+    async fn a_slot_taken_spaces_the_next_one() {
         let now = Instant::now();
         let mut p = Pacer::new(10.0, now);
-        let a = p.reserve(now);
-        let b = p.reserve(now);
-        let c = p.reserve(now);
-        assert_eq!(a, now);
-        assert_eq!(b - a, Duration::from_millis(100));
-        assert_eq!(c - b, Duration::from_millis(100));
+        assert_eq!(p.ready_at(now), now);
+        p.take(now);
+        assert_eq!(p.ready_at(now), now + Duration::from_millis(100));
     }
 
     #[tokio::test(start_paused = true)]
@@ -214,6 +317,46 @@ mod tests {
         tokio::time::advance(HOLD).await;
         p.accepted(Instant::now());
         assert!(p.rate > rate && p.rate < rate * 1.1);
+    }
+
+    /// Graph accepted 2 a second, but for 3 s of the last 5 a `Retry-After` let nothing
+    /// through: the limit is 2 a second, not the 0.8 the whole window shows.
+    #[tokio::test(start_paused = true)]
+    async fn time_under_a_fence_does_not_count_against_what_graph_accepted() {
+        let start = Instant::now();
+        let mut p = Pacer::new(20.0, start);
+        p.answered_429(start);
+        p.fence_until(start + Duration::from_secs(3));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        for _ in 0..4 {
+            tokio::time::advance(Duration::from_millis(500)).await;
+            p.accepted(Instant::now());
+        }
+        for _ in 0..3 {
+            p.answered_429(Instant::now());
+        }
+        let rate = p.cut(Instant::now());
+        assert!((rate - 2.0 * UNDER).abs() < 0.01, "{rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_is_the_share_of_slots_nobody_took() {
+        let start = Instant::now();
+        let mut p = Pacer::new(10.0, start);
+        // Busy: every slot taken for a second.
+        for _ in 0..10 {
+            let at = p.ready_at(Instant::now());
+            tokio::time::advance(at.saturating_duration_since(Instant::now())).await;
+            p.take(Instant::now());
+        }
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(p.idle_share(Instant::now(), Duration::from_secs(1)) < 0.01);
+        // Then one request in the next second.
+        tokio::time::advance(Duration::from_millis(500)).await;
+        p.take(Instant::now());
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let idle = p.idle_share(Instant::now(), Duration::from_secs(1));
+        assert!((idle - 0.9).abs() < 0.01, "{idle}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -245,6 +388,6 @@ mod tests {
         let now = Instant::now();
         let mut p = Pacer::new(10.0, now);
         p.fence_until(now + Duration::from_secs(2));
-        assert_eq!(p.reserve(now), now + Duration::from_secs(2));
+        assert_eq!(p.ready_at(now), now + Duration::from_secs(2));
     }
 }

@@ -1,6 +1,7 @@
 //! The limiter on a paused clock: spacing, fences, permits and what it learns from 429s.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -176,4 +177,287 @@ async fn a_lone_429_fences_but_cuts_no_rate() {
     tokio::time::advance(Duration::from_secs(2)).await;
     l.throttled(channel("t2", "b"), Some(Duration::from_millis(100)));
     assert!(l.message_rate() < 5.0, "{}", l.message_rate());
+}
+
+/// Two channels of a team paced at 1/s wait together for the only request permit; the
+/// second leaves a second after the first. A request of another team asked for just before
+/// then must still leave one tenant interval after it, not in the tenant slot the team's
+/// request took early and left unused.
+#[tokio::test(start_paused = true)]
+async fn a_request_held_by_its_team_keeps_the_tenant_spacing() {
+    let l = Arc::new(Limiter::new(10.0, 1.0, 1));
+    l.state()
+        .team_pacers
+        .insert("t1".into(), Pacer::new(1.0, Instant::now()));
+    let start = Instant::now();
+    let busy = l.acquire(channel("t3", "x")).await;
+    let leave = |team: &'static str, name: &'static str, after: u64| {
+        let l = l.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(after)).await;
+            let _slot = l.acquire(channel(team, name)).await;
+            Instant::now() - start
+        })
+    };
+    let (a, b) = (leave("t1", "a", 0), leave("t1", "b", 0));
+    let other = leave("t2", "c", 990);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(busy);
+    let mut t1 = [a.await.unwrap(), b.await.unwrap()];
+    t1.sort();
+    let other = other.await.unwrap();
+    assert!(t1[1] - t1[0] >= Duration::from_millis(999), "{t1:?}");
+    let gap = other.abs_diff(t1[1]);
+    assert!(
+        gap >= Duration::from_secs_f64(1.0 / 9.8) - Duration::from_millis(1),
+        "{t1:?} {other:?}"
+    );
+}
+
+/// A team pacer is a guess. When 429s go on while the team is paced under what Graph
+/// accepted of it, the limit is wider than the team: the guess goes, instead of cutting the
+/// team again and again down to a crawl.
+#[tokio::test(start_paused = true)]
+async fn a_team_paced_under_its_learned_limit_that_still_meets_429s_loses_its_pacer() {
+    let l = Limiter::new(20.0, 1.0, 10);
+    accepted(&l, &["t1", "t2"], 4, 6).await;
+    traffic(&l, &["t1", "t2"], &["t1"], 4, 3).await;
+    let rate = l.state().team_pacers.get("t1").expect("t1 paced").rate;
+    tokio::time::advance(Duration::from_secs(2)).await;
+    l.throttled(channel("t1", "a"), Some(Duration::from_millis(10)));
+    let state = l.state();
+    assert!(
+        !state.team_pacers.contains_key("t1"),
+        "t1 was cut again from {rate}"
+    );
+}
+
+/// Channels of a team paced at 1/s that wait for the team's next slot hold no request
+/// permit: another team's request goes at once.
+#[tokio::test(start_paused = true)]
+async fn channels_waiting_for_their_team_hold_no_request_permit() {
+    let l = Arc::new(Limiter::new(100.0, 1.0, 2));
+    l.state()
+        .team_pacers
+        .insert("t1".into(), Pacer::new(1.0, Instant::now()));
+    // Both permits busy while the team's channels line up for them.
+    let busy = [
+        l.acquire(channel("t3", "x")).await,
+        l.acquire(channel("t3", "y")).await,
+    ];
+    let start = Instant::now();
+    let mut t1 = Vec::new();
+    for name in ["a", "b", "c"] {
+        let l = l.clone();
+        t1.push(tokio::spawn(async move {
+            let _slot = l.acquire(channel("t1", name)).await;
+            Instant::now() - start
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(busy);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let asked = Instant::now();
+    drop(l.acquire(channel("t2", "z")).await);
+    assert!(Instant::now() - asked < Duration::from_millis(50));
+    for t in t1 {
+        t.await.unwrap();
+    }
+}
+
+/// Graph as a token bucket (`rate` a second, a burst of one second's worth, at least one)
+/// that answers a request over it with the wait until its next token.
+/// It counts the requests that arrive inside a wait it gave (after the answer with that
+/// wait could have reached the client), as the emulator does.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+    /// The last refusal: when it was decided and until when it told the client to wait.
+    refused: Option<(Instant, Instant)>,
+    violations: u64,
+}
+
+impl Bucket {
+    fn new(rate: f64) -> Self {
+        Bucket {
+            rate,
+            tokens: rate.max(1.0),
+            at: Instant::now(),
+            refused: None,
+            violations: 0,
+        }
+    }
+
+    fn admit(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        if let Some((decided, until)) = self.refused {
+            if now >= decided + LATENCY && now < until {
+                self.violations += 1;
+            }
+        }
+        let refill = (now - self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate.max(1.0));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            None
+        } else {
+            let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
+            self.refused = Some((now, now + wait));
+            Some(wait)
+        }
+    }
+}
+
+/// A tenant crawled through the limiter at the connector's defaults (15/s, 1/s per
+/// channel, 8 in flight) on a paused clock, against Graph whose binding limit is given.
+struct Sim {
+    teams: usize,
+    channels: usize,
+    pages: usize,
+    /// The bucket a request of team `t` draws on, and its rate.
+    limit: fn(usize) -> (usize, f64),
+    /// Whether Graph's 429s say `Retry-After`.
+    retry_after: bool,
+}
+
+/// Graph's latency, half before the limit decides and half after.
+const LATENCY: Duration = Duration::from_millis(50);
+
+impl Sim {
+    /// Runs every channel's requests one after the other (channels interleaved across
+    /// teams, as the scheduler starts them); returns the time taken and the 429s.
+    async fn run(&self) -> (Duration, u64) {
+        let l = Arc::new(Limiter::new(15.0, 1.0, 8));
+        let graph = Arc::new(Mutex::new(HashMap::<usize, Bucket>::new()));
+        let throttled = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..self.channels {
+            for team in 0..self.teams {
+                let (l, graph, throttled) = (l.clone(), graph.clone(), throttled.clone());
+                let (pages, limit, retry_after) = (self.pages, self.limit, self.retry_after);
+                tasks.push(tokio::spawn(async move {
+                    let (team_name, name) = (format!("t{team}"), format!("t{team}c{c}"));
+                    let scope = channel(&team_name, &name);
+                    for _ in 0..pages {
+                        loop {
+                            let slot = l.acquire(scope).await;
+                            tokio::time::sleep(LATENCY / 2).await;
+                            let (key, rate) = limit(team);
+                            let refused = graph
+                                .lock()
+                                .unwrap()
+                                .entry(key)
+                                .or_insert_with(|| Bucket::new(rate))
+                                .admit();
+                            tokio::time::sleep(LATENCY / 2).await;
+                            drop(slot);
+                            let Some(wait) = refused else {
+                                l.succeeded(scope);
+                                break;
+                            };
+                            throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let wait = l.throttled(scope, retry_after.then_some(wait));
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let violations: u64 = graph.lock().unwrap().values().map(|b| b.violations).sum();
+        assert_eq!(violations, 0, "requests inside a Retry-After");
+        let n = throttled.load(std::sync::atomic::Ordering::Relaxed);
+        (Instant::now() - start, n)
+    }
+
+    /// The share of the least time the binding limit allows that the crawl achieved.
+    async fn share_of(&self, ceiling_rps: f64) -> f64 {
+        let requests = (self.teams * self.channels * self.pages) as f64;
+        let (took, throttled) = self.run().await;
+        let share = requests / ceiling_rps / took.as_secs_f64();
+        println!("{requests} requests in {took:?} ({throttled} 429s): {share:.3} of the limit");
+        share
+    }
+}
+
+/// Graph's documented limits (20/s per tenant, 1/s per channel) are above the defaults:
+/// the crawl runs at the configured 15/s (98 % of it) and meets no 429.
+#[tokio::test(start_paused = true)]
+async fn at_graphs_documented_limits_the_crawl_runs_at_the_configured_rate() {
+    let sim = Sim {
+        teams: 4,
+        channels: 10,
+        pages: 8,
+        limit: |_| (0, 20.0),
+        retry_after: true,
+    };
+    let (took, throttled) = sim.run().await;
+    let share = 320.0 / 15.0 / took.as_secs_f64();
+    assert!(share > 0.95, "{share}");
+    assert_eq!(throttled, 0);
+}
+
+/// A limit of 4/s on each team (3 teams): learned from the 429s, close to 12/s in all.
+#[tokio::test(start_paused = true)]
+async fn a_per_team_limit_is_learned_and_filled() {
+    let sim = Sim {
+        teams: 3,
+        channels: 12,
+        pages: 20,
+        limit: |team| (team, 4.0),
+        retry_after: true,
+    };
+    let share = sim.share_of(12.0).await;
+    assert!(share > 0.9, "{share}");
+}
+
+/// 1/s for the signed-in user on every request: learned, startup included, within 15 %.
+#[tokio::test(start_paused = true)]
+async fn a_per_user_limit_is_learned() {
+    let sim = Sim {
+        teams: 2,
+        channels: 6,
+        pages: 12,
+        limit: |_| (0, 1.0),
+        retry_after: true,
+    };
+    let share = sim.share_of(1.0).await;
+    assert!(share > 0.85, "{share}");
+}
+
+/// 5/s for the tenant, and no 429 says `Retry-After`.
+#[tokio::test(start_paused = true)]
+async fn a_tenant_limit_without_retry_after_is_learned() {
+    let sim = Sim {
+        teams: 3,
+        channels: 10,
+        pages: 20,
+        limit: |_| (0, 5.0),
+        retry_after: false,
+    };
+    let share = sim.share_of(5.0).await;
+    assert!(share > 0.85, "{share}");
+}
+
+/// On the real clock, where every `Instant::now()` is a little later than the last, a
+/// request of the team or directory budget goes when its slot comes instead of spinning
+/// between the queue and its own pacing (a task that never yields hangs its worker).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_and_directory_requests_go_on_the_real_clock() {
+    let l = Arc::new(Limiter::new(50.0, 1.0, 8));
+    let run = {
+        let l = l.clone();
+        tokio::spawn(async move {
+            for scope in [Scope::Team, Scope::Directory, Scope::Team, Scope::Directory] {
+                drop(l.acquire(scope).await);
+            }
+        })
+    };
+    let done = tokio::time::timeout(Duration::from_secs(10), run).await;
+    assert!(done.is_ok(), "acquire never returned");
 }
