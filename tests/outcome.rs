@@ -31,10 +31,9 @@ async fn issue_13_every_ingest_5xx_is_retried() {
         let run = h.run(&["run"]).await;
         assert_eq!(run.code, 0, "HTTP {status}: {}", run.stderr);
         assert!(run.counter("retries") >= 1, "HTTP {status} was retried");
+        let received = h.received();
         assert!(
-            h.expected(false)
-                .keys()
-                .all(|id| h.received().contains_key(id)),
+            h.expected(false).keys().all(|id| received.contains_key(id)),
             "HTTP {status}: everything arrived"
         );
     }

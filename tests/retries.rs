@@ -38,8 +38,8 @@ async fn a_503_then_success_is_retried() {
     let run = h.run(&["run"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.counter("retries") >= 1);
-    let expected = h.expected(false);
-    assert!(expected.keys().all(|id| h.received().contains_key(id)));
+    let (expected, received) = (h.expected(false), h.received());
+    assert!(expected.keys().all(|id| received.contains_key(id)));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -153,10 +153,9 @@ async fn a_burst_of_429s_across_many_channels_produces_no_violation() {
             .contains("Graph throttles the tenant below [limits] requests_per_second"),
         "the rate cut is logged with its knob"
     );
+    let received = h.received();
     assert!(
-        h.expected(true)
-            .keys()
-            .all(|id| h.received().contains_key(id)),
+        h.expected(true).keys().all(|id| received.contains_key(id)),
         "nothing lost"
     );
 }

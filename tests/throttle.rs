@@ -170,7 +170,7 @@ async fn a_retry_before_retry_after_is_a_violation_one_after_is_not() {
     );
     // Too early once the 429 was readable, and on another channel: the tenant scope
     // covers every channel.
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    tokio::time::sleep(Duration::from_millis(80)).await;
     let early = c.list(1).await;
     assert_eq!(early.status, 429);
     let stats = c.emu.stats();
@@ -237,7 +237,7 @@ async fn the_stats_endpoint_returns_the_counters_without_a_token() {
     let c = Client::start(Limits::graph()).await;
     assert_eq!(c.list(0).await.status, 200);
     assert_eq!(c.list(0).await.status, 429);
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    tokio::time::sleep(Duration::from_millis(80)).await;
     assert_eq!(c.list(0).await.status, 429);
     let url = format!("{}/_emulator/stats?arrivals=1", c.emu.url());
     let resp = c.http.get(url).send().await.unwrap();

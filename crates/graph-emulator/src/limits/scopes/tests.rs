@@ -184,7 +184,7 @@ fn a_request_already_in_flight_is_no_violation() {
     // Each 429 starts the grace again: 10 ms after the second one is still in flight.
     assert!(lim.admit(t0 + ms(10), &on("c")).violated.is_empty());
     assert_eq!(
-        lim.admit(t0 + ms(40), &on("c")).violated,
+        lim.admit(t0 + IN_FLIGHT + ms(15), &on("c")).violated,
         vec![ScopeKind::Tenant]
     );
 }
