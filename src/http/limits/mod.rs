@@ -68,7 +68,7 @@ const TEAM_HISTORY: Duration = Duration::from_secs(5);
 
 /// Permission to send one request; held until its answer is read.
 pub struct Slot {
-    _permit: Option<OwnedSemaphorePermit>,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// A request's place in the queue of its budget; leaving (or being dropped with the
@@ -277,9 +277,7 @@ impl Limiter {
                             state.departed(scope);
                             drop(state);
                             drop(place);
-                            return Slot {
-                                _permit: Some(permit),
-                            };
+                            return Slot { _permit: permit };
                         }
                     }
                 }
