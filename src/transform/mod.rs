@@ -7,13 +7,13 @@
 //! a channel or thread.
 
 mod cards;
+mod directory;
 mod document;
 mod names;
 mod people;
 pub mod text;
 
-use std::collections::HashMap;
-
+pub use directory::Directory;
 pub use document::{document_id, Document, Op};
 pub use people::{People, Resolver, UserRecord};
 pub use text::TextOptions;
@@ -60,37 +60,6 @@ impl Skip {
 pub enum Outcome {
     Forward(Document),
     Skip(Skip),
-}
-
-/// User id → mail, held in memory only for the length of a run. Users without a mail
-/// (guests, rooms) are absent: their messages are skipped, never guessed. With them, the
-/// people this run must leave out and, for `forget`, the person to erase.
-#[derive(Debug, Default)]
-pub struct Directory {
-    mails: HashMap<String, String>,
-    /// `[privacy]` opt-outs: no document, no mention, no name in the text.
-    pub excluded: People,
-    /// `forget --person`: whose documents are deleted.
-    pub target: People,
-}
-
-impl Directory {
-    pub fn insert(&mut self, id: &str, mail: &str) {
-        self.mails.insert(id.to_ascii_lowercase(), mail.to_string());
-    }
-    pub fn mail(&self, id: &str) -> Option<&str> {
-        // Graph writes ids in lower case: look up as given, lower-case only on a miss.
-        self.mails
-            .get(id)
-            .or_else(|| self.mails.get(&id.to_ascii_lowercase()))
-            .map(String::as_str)
-    }
-    pub fn len(&self) -> usize {
-        self.mails.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.mails.is_empty()
-    }
 }
 
 /// Where a message lives: the parts of its id.
