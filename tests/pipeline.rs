@@ -194,6 +194,32 @@ async fn ingest_unavailable_keeps_cursors_and_the_next_run_delivers() {
     assert_matches_truth(&h, false);
 }
 
+/// Issue 11: what waits for a slow ingest is bounded by `concurrency`, not by the channels
+/// in flight (5 here): at `concurrency = 1`, two pages' worth at most — one page being
+/// fetched, one processed or waiting for its POST.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_ingest_holds_two_pages_a_request_in_flight_whatever_the_channels() {
+    let mut h = Harness::new(TenantSpec {
+        teams: 2,
+        channels_per_team: 6,
+        messages_per_channel: 4,
+        ..spec()
+    })
+    .await;
+    h.set("limits", "concurrency = 1");
+    h.set("limits", "requests_per_second = 100");
+    h.set("limits", "per_channel_requests_per_second = 100");
+    h.sink.set_delay(std::time::Duration::from_millis(300));
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        h.sink.most_open() <= 2,
+        "{} POSTs waited for the ingest at once",
+        h.sink.most_open()
+    );
+    assert_matches_truth(&h, false);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_rejecting_a_batch_leaves_that_channel_for_the_next_run() {
     let h = Harness::new(spec()).await;

@@ -22,7 +22,7 @@ use crate::http::{
     BodyError, Counters, Limiter, Policy, Read, Reason, Retry, Scope, Stopped, TransportError,
 };
 use crate::shutdown::{Cancelled, Shutdown};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GraphError {
@@ -75,8 +75,22 @@ pub struct Graph {
     max_response_size: u64,
     /// Bodies past 4 MB in memory at once (see [`Graph::get_page`]).
     big_bodies: BigBodies,
+    /// Pages in memory at once, from the request until they are processed (see
+    /// [`Graph::get_page`]).
+    pages: Arc<Semaphore>,
     shutdown: Shutdown,
 }
+
+/// A page's hold on memory: kept by the caller until the page is processed (its documents
+/// handed to the ingest), then dropped.
+pub struct PageHold {
+    _page: OwnedSemaphorePermit,
+    _big: Option<OwnedSemaphorePermit>,
+}
+
+/// Pages in memory at once per request in flight (`[limits] concurrency`): one being
+/// fetched, one being processed or waiting for the ingest.
+const PAGES_PER_REQUEST: usize = 2;
 
 /// Giant pages processed at once: each costs up to twice `max_response_size`.
 const BIG_BODIES: usize = 1;
@@ -103,7 +117,10 @@ impl Graph {
             counters,
             max_retries: limits.max_retries,
             max_response_size: limits.max_response_size,
-            big_bodies: BigBodies::new(tokio::sync::Semaphore::new(BIG_BODIES)),
+            big_bodies: BigBodies::new(Semaphore::new(BIG_BODIES)),
+            pages: Arc::new(Semaphore::new(
+                limits.concurrency.max(1).saturating_mul(PAGES_PER_REQUEST),
+            )),
             shutdown,
         }
     }
@@ -129,15 +146,43 @@ impl Graph {
         self.fetch(url, scope, false).await.map(|(value, _)| value)
     }
 
-    /// [`Graph::get`] for a page the caller processes before it asks for the next one: a
-    /// body past 4 MB waits for one of the few big-body permits and comes back with it,
-    /// to be dropped once the page is processed.
+    /// [`Graph::get`] for a page the caller processes before it asks for the next one,
+    /// with its [`PageHold`], to be dropped once the page is processed.
+    ///
+    /// What a run holds in memory is bounded by pages, not by channels: at most
+    /// `2 × concurrency` pages are in memory at once (a channel waits for its own rate
+    /// first, holding nothing, then for a page's place), and a body past 4 MB also waits
+    /// for one of the few big-body permits. However many channels are in flight and
+    /// however slow the ingest, the pages waiting for it are that many.
     pub async fn get_page<T: DeserializeOwned>(
         &self,
         url: &str,
         scope: Scope<'_>,
-    ) -> Result<(T, Option<OwnedSemaphorePermit>), GraphError> {
-        self.fetch(url, scope, true).await
+    ) -> Result<(T, PageHold), GraphError> {
+        let paced = self.limiter.own_pace(scope);
+        self.shutdown
+            .run(paced)
+            .await
+            .map_err(|_| GraphError::Cancelled)?;
+        let page = self.page_place().await?;
+        let (value, big) = self.fetch(url, scope, true).await?;
+        Ok((
+            value,
+            PageHold {
+                _page: page,
+                _big: big,
+            },
+        ))
+    }
+
+    /// A place for a page's worth of documents in memory (one of `2 × concurrency`), for
+    /// what a channel still sends once its last page is processed.
+    pub async fn page_place(&self) -> Result<OwnedSemaphorePermit, GraphError> {
+        self.shutdown
+            .run(self.pages.clone().acquire_owned())
+            .await
+            .map_err(|_| GraphError::Cancelled)
+            .map(|p| p.expect("the page semaphore is never closed"))
     }
 
     async fn fetch<T: DeserializeOwned>(

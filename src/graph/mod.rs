@@ -5,7 +5,7 @@ mod client;
 pub mod models;
 pub mod time;
 
-pub use client::{describe_json_error, Graph, GraphError};
+pub use client::{describe_json_error, Graph, GraphError, PageHold};
 
 use std::collections::HashSet;
 

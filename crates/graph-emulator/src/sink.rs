@@ -57,6 +57,9 @@ struct SinkState {
     /// Forget the documents of each batch once judged: a long benchmark's sink would
     /// otherwise hold every document it was sent.
     drop_documents: bool,
+    /// POSTs received and not answered yet, and the most there were at once.
+    open: usize,
+    most_open: usize,
 }
 
 /// A running ingest sink; clones share the server, which stops on [`Sink::shutdown`] or when
@@ -136,6 +139,12 @@ impl Sink {
         self.lock().requests
     }
 
+    /// The most POSTs the sink held at once (received, not answered yet): with
+    /// [`Sink::set_delay`], how much the connector keeps waiting for the ingest.
+    pub fn most_open(&self) -> usize {
+        self.lock().most_open
+    }
+
     pub fn shutdown(&self) {
         self.guard.stop();
     }
@@ -168,12 +177,25 @@ async fn receive(
 ) -> Response {
     let (response, delay) = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.open += 1;
+        s.most_open = s.most_open.max(s.open);
         record(&mut s, &headers, &body)
     };
+    // Counted as answered however the handler ends (a client that hangs up drops it).
+    let _answered = Answered(&state);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     response
+}
+
+struct Answered<'a>(&'a Mutex<SinkState>);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.open = s.open.saturating_sub(1);
+    }
 }
 
 /// Judges and records one POST; returns the answer and how long to hold it back.

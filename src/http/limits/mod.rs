@@ -287,6 +287,19 @@ impl Limiter {
         }
     }
 
+    /// Waits until `scope`'s own pacing (its channel's spacing and fence, its team's
+    /// pacer) lets it send, holding nothing: what a caller that must take something else
+    /// before [`Limiter::acquire`] (a page's place in memory) waits for first.
+    pub async fn own_pace(&self, scope: Scope<'_>) {
+        loop {
+            let own = self.state().own_ready(scope, self.channel_interval);
+            if own <= Instant::now() {
+                return;
+            }
+            tokio::time::sleep_until(own).await;
+        }
+    }
+
     /// Graph answered 429 for `scope`; returns how long the request waits before it goes
     /// again (`Retry-After`, or one interval of the cut rate when Graph gave none).
     pub fn throttled(&self, scope: Scope<'_>, retry_after: Option<Duration>) -> Duration {

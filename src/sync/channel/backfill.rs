@@ -26,7 +26,7 @@ impl ChannelCrawl<'_> {
         let mut links = next.as_deref().map(Links::starting_at);
         while let Some(url) = next {
             self.check_stop()?;
-            let (page, _big) = self.get_page(&url).await?;
+            let (page, _hold) = self.get_page(&url).await?;
             let mut reached_since = false;
             for root in page.value {
                 // Newest first: once a root was last touched before `since`, everything

@@ -104,8 +104,8 @@ impl ChannelCrawl<'_> {
         loop {
             self.check_stop()?;
             self.ledger.begin(&url);
-            // `_big` (a giant page's memory permit) is held until the page is processed.
-            let (page, _big) = match self.get_page(&url).await {
+            // `_hold` (the page's place in memory) is kept until the page is processed.
+            let (page, _hold) = match self.get_page(&url).await {
                 Ok(fetched) => fetched,
                 Err(Stop::Graph(e)) if is_expired_cursor(&e) => match origin {
                     Origin::InProgress | Origin::Delta => {

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use super::crawl::{Crawl, Mode};
 use super::report::{ChannelCounts, Ending, Failure, FailureKind};
 use crate::graph::models::{ChatMessage, Page};
-use crate::graph::GraphError;
+use crate::graph::{GraphError, PageHold};
 use crate::http::Scope;
 use crate::ingest::IngestError;
 use crate::state::{ChannelCursor, ChannelKey};
@@ -216,12 +216,9 @@ impl<'a> ChannelCrawl<'a> {
         }
     }
 
-    /// A page of this channel (delta, list) with the big-body permit it may hold: the
-    /// caller keeps it until the page is processed.
-    async fn get_page(
-        &mut self,
-        url: &str,
-    ) -> Result<(Page<ChatMessage>, Option<tokio::sync::OwnedSemaphorePermit>), Stop> {
+    /// A page of this channel (delta, list) with its hold on memory: the caller keeps it
+    /// until the page is processed.
+    async fn get_page(&mut self, url: &str) -> Result<(Page<ChatMessage>, PageHold), Stop> {
         self.requests += 1;
         let scope = self.scope();
         self.crawl

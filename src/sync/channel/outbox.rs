@@ -154,7 +154,13 @@ impl ChannelCrawl<'_> {
     /// acknowledged. `delta` is the round's deltaLink (`None`: Graph gave none, as for an
     /// empty channel; the next round starts from the date filter again).
     pub(super) async fn finish(&mut self, delta: Option<String>, swept: bool) -> Result<(), Stop> {
-        self.flush().await?;
+        if !self.outbox.docs.is_empty() {
+            // What is left of the last page waits for the ingest in a page's place, so
+            // the documents waiting for it stay bounded by `concurrency`.
+            let graph = &self.crawl.services.graph;
+            let _place = graph.page_place().await.map_err(Stop::Graph)?;
+            self.flush().await?;
+        }
         if self.crawl.services.output.is_dry_run() {
             return Ok(());
         }

@@ -25,7 +25,7 @@ impl ChannelCrawl<'_> {
         let mut next = Some(first);
         while let Some(url) = next {
             self.check_stop()?;
-            let (page, _big) = self.get_page(&url).await?;
+            let (page, _hold) = self.get_page(&url).await?;
             self.counts.sweep_pages += 1;
             for root in page.value {
                 // Newest first (by creation or by modification): once a root was last
