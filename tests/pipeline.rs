@@ -220,6 +220,35 @@ async fn a_slow_ingest_holds_two_pages_a_request_in_flight_whatever_the_channels
     assert_matches_truth(&h, false);
 }
 
+/// Issue 11: channels start as soon as their team's list is in: a team whose channel list
+/// Graph answers late (503, `Retry-After` 2 s) holds back no other team's channels.
+#[tokio::test(flavor = "multi_thread")]
+async fn channels_start_while_other_teams_are_still_looked_up() {
+    let h = Harness::new(spec()).await;
+    let late = h
+        .emu
+        .truth()
+        .into_iter()
+        .find(|t| !t.team_private)
+        .unwrap()
+        .team_id;
+    let busy = graph_emulator::Fault::Throttled {
+        status: 503,
+        retry_after_ms: Some(2000),
+    };
+    h.emu.inject("channels", &late, busy, 1);
+    let run = h.run(&["run"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let routes = h.emu.routes();
+    let last_list = routes.iter().rposition(|r| *r == "channels").unwrap();
+    let first_page = routes.iter().position(|r| *r == "delta").unwrap();
+    assert!(
+        first_page < last_list,
+        "the crawl waited for every team's channel list: {routes:?}"
+    );
+    assert_matches_truth(&h, false);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_rejecting_a_batch_leaves_that_channel_for_the_next_run() {
     let h = Harness::new(spec()).await;

@@ -234,6 +234,10 @@ impl Graph {
             if self.shutdown.is_cancelled() {
                 return Err(Cancelled);
             }
+            // Held until the answer is read: `concurrency` bounds requests in flight. Taken
+            // before the token: a token fetched first could expire while the request waits
+            // for its slot.
+            let _slot = self.shutdown.run(self.limiter.acquire(scope)).await?;
             let token = match self.tokens.access_token().await {
                 Ok(t) => t,
                 Err(f) if self.shutdown.is_cancelled() => {
@@ -242,8 +246,6 @@ impl Graph {
                 }
                 Err(f) => return Ok(Action::Fail(GraphError::Auth(f))),
             };
-            // Held until the answer is read: `concurrency` bounds requests in flight.
-            let _slot = self.shutdown.run(self.limiter.acquire(scope)).await?;
             Counters::add(&self.counters.requests, 1);
             let request = self
                 .http

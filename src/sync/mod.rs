@@ -2,7 +2,8 @@
 //! outcome decided once.
 //!
 //! [`run`] reads top to bottom as the pipeline of DESIGN.md: sign in → directory and teams
-//! (concurrently) → channels → per-channel delta → documents → ingest → cursor. Per-channel
+//! (concurrently) → channels → per-channel delta → documents → ingest → cursor. A team's
+//! channels start as soon as its channel list is in, while other teams are looked up. Per-channel
 //! failures are recorded and the rest goes on; only sign-in failures, a dead state store
 //! and signals stop the whole run. Every path, aborts included, ends in one [`RunReport`]
 //! (ripgrep's `messages.rs` idea): nothing is read back from disk to learn what happened.
@@ -171,26 +172,53 @@ async fn crawl(
     let teams = discovery::teams(graph, &filter)
         .await
         .map_err(|e| discovery_fatal(e, "the joined teams (Team.ReadBasic.All)", shutdown))?;
-    let mut found = discovery::channels(graph, teams, &config.crawl, config.limits.concurrency)
-        .await
-        .map_err(|e| discovery_fatal(e, "a team's channels (Channel.ReadBasic.All)", shutdown))?;
-    summary.teams = found.teams;
-    summary.failures.extend(found.failures);
-    crawl
-        .services
-        .progress
-        .add_channels(found.channels.len() as u64);
-    if found.teams == 0 {
-        tracing::warn!("The technical user can reach no team to crawl; add it to the teams, or check [crawl] teams, exclude_teams and include_private_teams.");
-    }
     let hints: std::collections::HashMap<ChannelKey, u32> = store
         .channels()?
         .into_iter()
         .filter_map(|(key, cursor)| Some((key, cursor.requests?)))
         .collect();
-    let channels = schedule::order(std::mem::take(&mut found.channels), &hints);
+    // Channels start as their team's lookup comes back, while other teams are looked up.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let discover = async {
+        let found = discovery::channels(
+            graph,
+            teams,
+            &config.crawl,
+            config.limits.concurrency,
+            Some(&tx),
+        )
+        .await;
+        match found {
+            Ok(mut found) => {
+                // Shared channels, settled under one team each, come last.
+                for c in std::mem::take(&mut found.channels) {
+                    drop(tx.send(c));
+                }
+                drop(tx);
+                Some(found)
+            }
+            Err(e) => {
+                drop(tx);
+                let what = "a team's channels (Channel.ReadBasic.All)";
+                crawl.run.abort(discovery_fatal(e, what, shutdown));
+                None
+            }
+        }
+    };
     let in_flight = schedule::channels_in_flight(&config.limits);
-    schedule::crawl_channels(&crawl, channels, in_flight, summary).await;
+    let crawl_all = schedule::crawl_channels(&crawl, rx, &hints, in_flight, summary);
+    let (found, ()) = tokio::join!(discover, crawl_all);
+    let Some(mut found) = found else {
+        return Err(crawl
+            .run
+            .take_abort()
+            .unwrap_or_else(|| Fatal::internal("discovery failed without a reason")));
+    };
+    summary.teams = found.teams;
+    summary.failures.extend(std::mem::take(&mut found.failures));
+    if found.teams == 0 {
+        tracing::warn!("The technical user can reach no team to crawl; add it to the teams, or check [crawl] teams, exclude_teams and include_private_teams.");
+    }
     scope::record(store, &mut found.scope, summary)?;
     if let Mode::Forget { .. } = opts.mode {
         forget::finish(&crawl, summary)?;
@@ -320,7 +348,10 @@ fn discovery_fatal(e: GraphError, what: &str, shutdown: &Shutdown) -> Fatal {
                 Signal::Interrupt => "interrupted",
                 Signal::Terminate => "terminated",
             };
-            Fatal::new(signal.into(), format!("{why} during discovery; nothing was sent"))
+            Fatal::new(
+                signal.into(),
+                format!("{why} during discovery; channels already begun saved their progress"),
+            )
         }
         GraphError::Status { status: 401 | 403, code, .. } => Fatal::auth(format!(
             "Graph refused to list {what} ({code}); grant that delegated permission to the app and consent, then run `teams-connector login`"

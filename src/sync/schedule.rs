@@ -19,9 +19,11 @@
 //! while the limiter reports spare budget, one more channel is let in each
 //! [`SPARE_CHECK`], up to four times the computed number.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::mpsc::{error::TryRecvError, UnboundedReceiver};
 
 use super::channel::{self, ChannelRun};
 use super::crawl::Crawl;
@@ -46,46 +48,77 @@ pub fn channels_in_flight(limits: &Limits) -> usize {
         .clamp(1, 1024)
 }
 
-/// `channels` in the order they start: most requests last round first (from the stored
-/// cursors), then round-robin across teams in discovery order.
-pub fn order(
-    channels: Vec<ChannelKey>,
-    last_requests: &HashMap<ChannelKey, u32>,
-) -> Vec<ChannelKey> {
-    let mut by_team: BTreeMap<String, VecDeque<ChannelKey>> = BTreeMap::new();
-    for c in channels {
-        by_team.entry(c.team.clone()).or_default().push_back(c);
+/// Channels waiting to start, in the order they start: most requests last round first
+/// (from the stored cursors), then round-robin across teams in the order they were found
+/// (a team's first channel, then every team's second, …). Channels arrive while discovery
+/// goes on; each takes its place among those still waiting.
+pub struct Pending<'h> {
+    hints: &'h HashMap<ChannelKey, u32>,
+    /// Per team: its place in discovery order and how many of its channels came so far.
+    teams: HashMap<String, (usize, usize)>,
+    waiting: BTreeMap<(std::cmp::Reverse<u32>, usize, usize), ChannelKey>,
+}
+
+impl<'h> Pending<'h> {
+    pub fn new(hints: &'h HashMap<ChannelKey, u32>) -> Self {
+        Pending {
+            hints,
+            teams: HashMap::new(),
+            waiting: BTreeMap::new(),
+        }
     }
-    let mut interleaved = Vec::new();
-    while !by_team.is_empty() {
-        by_team.retain(|_, queue| {
-            interleaved.extend(queue.pop_front());
-            !queue.is_empty()
-        });
+
+    pub fn push(&mut self, channel: ChannelKey) {
+        let known = self.teams.len();
+        let (team, index) = self.teams.entry(channel.team.clone()).or_insert((known, 0));
+        let hint = self.hints.get(&channel).copied().unwrap_or(1);
+        self.waiting
+            .insert((std::cmp::Reverse(hint), *index, *team), channel);
+        *index += 1;
     }
-    // Stable: equal hints keep the interleaved order.
-    interleaved.sort_by_key(|c| std::cmp::Reverse(last_requests.get(c).copied().unwrap_or(1)));
-    interleaved
+
+    pub fn pop(&mut self) -> Option<ChannelKey> {
+        self.waiting.pop_first().map(|(_, c)| c)
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
 }
 
 /// How often the scheduler asks the limiter whether another channel could use the budget.
 const SPARE_CHECK: Duration = Duration::from_secs(1);
 
+/// Crawls the channels `found` sends (discovery still going on) until it is done and
+/// every channel is crawled, at most `in_flight` at once (more while the limiter reports
+/// spare budget).
 pub(super) async fn crawl_channels(
     crawl: &Arc<Crawl>,
-    channels: Vec<ChannelKey>,
+    mut found: UnboundedReceiver<ChannelKey>,
+    hints: &HashMap<ChannelKey, u32>,
     mut in_flight: usize,
     summary: &mut Summary,
 ) {
     let most = in_flight.saturating_mul(4).min(4096);
-    let mut pending = channels.into_iter();
+    let mut pending = Pending::new(hints);
+    let mut discovering = true;
     let mut tasks = tokio::task::JoinSet::new();
     let mut places = HashMap::new();
     let mut check = tokio::time::interval(SPARE_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        while discovering {
+            match found.try_recv() {
+                Ok(c) => {
+                    crawl.services.progress.add_channels(1);
+                    pending.push(c);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => discovering = false,
+            }
+        }
         while tasks.len() < in_flight {
-            let Some(place) = pending.next() else { break };
+            let Some(place) = pending.pop() else { break };
             if crawl.run.stopping() {
                 summary.add_channel(&ChannelRun::stopped().counts, Ending::Stopped);
                 crawl.services.progress.channel_finished();
@@ -96,18 +129,28 @@ pub(super) async fn crawl_channels(
             let handle = tasks.spawn(async move { channel::crawl(&task_crawl, &place).await });
             places.insert(handle.id(), key);
         }
-        let more = pending.len() > 0 && in_flight < most;
+        if tasks.is_empty() && pending.len() == 0 && !discovering {
+            break;
+        }
+        let more = (pending.len() > 0 || discovering) && in_flight < most;
         let done = tokio::select! {
-            done = tasks.join_next_with_id() => done,
+            Some(done) = tasks.join_next_with_id() => done,
+            c = found.recv(), if discovering => {
+                match c {
+                    Some(c) => {
+                        crawl.services.progress.add_channels(1);
+                        pending.push(c);
+                    }
+                    None => discovering = false,
+                }
+                continue;
+            }
             _ = check.tick(), if more => {
                 if tasks.len() >= in_flight && crawl.services.graph.has_spare() {
                     in_flight += 1;
                 }
                 continue;
             }
-        };
-        let Some(done) = done else {
-            break;
         };
         crawl.services.progress.channel_finished();
         match done {
@@ -152,7 +195,11 @@ mod tests {
             c("b", "2"),
         ];
         let hints = HashMap::from([(c("a", "3"), 2000)]);
-        let got = order(channels, &hints);
+        let mut pending = Pending::new(&hints);
+        for channel in channels {
+            pending.push(channel);
+        }
+        let got: Vec<_> = std::iter::from_fn(|| pending.pop()).collect();
         assert_eq!(
             got,
             vec![
@@ -162,6 +209,25 @@ mod tests {
                 c("a", "2"),
                 c("b", "2")
             ]
+        );
+    }
+
+    #[test]
+    fn a_channel_found_later_takes_its_place_among_those_still_waiting() {
+        let hints = HashMap::from([(c("c", "1"), 50)]);
+        let mut pending = Pending::new(&hints);
+        for channel in [c("a", "1"), c("a", "2"), c("b", "1")] {
+            pending.push(channel);
+        }
+        assert_eq!(pending.pop(), Some(c("a", "1")));
+        // Team c's list came in meanwhile: its long channel goes next, its second channel
+        // with the other teams' second ones.
+        pending.push(c("c", "1"));
+        pending.push(c("c", "2"));
+        let rest: Vec<_> = std::iter::from_fn(|| pending.pop()).collect();
+        assert_eq!(
+            rest,
+            vec![c("c", "1"), c("b", "1"), c("a", "2"), c("c", "2")]
         );
     }
 

@@ -230,6 +230,8 @@ pub(crate) struct World {
     pub limiter: limits::Limiter,
     /// Arrival of every message-route request, as an offset from the start.
     pub arrivals: Vec<Duration>,
+    /// The route of every Graph request, in arrival order.
+    pub routes: Vec<&'static str>,
     /// Shared channels, associated teams, former mails (see [`reach`]).
     pub reach: reach::Reach,
     /// Quirks, scheduled changes (see [`control`]).
@@ -283,6 +285,7 @@ impl Shared {
         let mut w = self.lock();
         w.stats = EmulatorStats::default();
         w.arrivals.clear();
+        w.routes.clear();
         w.limiter.reset_counts();
         self.delta_empty_openers.store(0, Ordering::Relaxed);
     }
@@ -340,6 +343,7 @@ impl Emulator {
                 granted_scopes: None,
                 limiter: limits::Limiter::default(),
                 arrivals: Vec::new(),
+                routes: Vec::new(),
                 reach: reach::Reach::default(),
                 control: control::Control::default(),
             }),
@@ -503,6 +507,12 @@ impl Emulator {
     /// arrival order (see [`max_in_window`]).
     pub fn arrivals(&self) -> Vec<Duration> {
         self.shared.lock().arrivals.clone()
+    }
+
+    /// The route (a name of `EmulatorStats::by_route`) of every Graph request so far, in
+    /// the order they arrived.
+    pub fn routes(&self) -> Vec<&'static str> {
+        self.shared.lock().routes.clone()
     }
 
     pub fn set_inline_replies_limit(&self, n: usize) {

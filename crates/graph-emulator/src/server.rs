@@ -115,6 +115,7 @@ async fn count(State(app): State<Arc<Shared>>, mut req: Request, next: Next) -> 
         w.reach.count(req.uri().path());
         if let Some(route) = route {
             *w.stats.by_route.entry(route.to_owned()).or_default() += 1;
+            w.routes.push(route);
         }
         if matches!(route, Some("delta" | "messages" | "replies")) {
             w.stats.message_requests += 1;

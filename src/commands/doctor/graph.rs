@@ -74,7 +74,7 @@ pub(super) async fn check_teams(config: &Config, graph: &Arc<Graph>) -> Check<(F
         .await
         .map_err(|e| graph_failed(e, "the joined teams", "Team.ReadBasic.All"))?;
     let listed = teams.len();
-    let found = discovery::channels(graph, teams, &config.crawl, DOCTOR_CONCURRENCY)
+    let found = discovery::channels(graph, teams, &config.crawl, DOCTOR_CONCURRENCY, None)
         .await
         .map_err(|e| graph_failed(e, "a team's channels", "Channel.ReadBasic.All"))?;
     if found.teams == 0 {

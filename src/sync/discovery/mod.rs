@@ -6,6 +6,7 @@ mod teams;
 
 use std::sync::Arc;
 
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
 
 pub use teams::{teams, Shard, TeamFilter, TeamRef};
@@ -163,11 +164,17 @@ pub struct Excluded {
 /// The channels of `teams`, looked up `concurrency` teams at a time. Teams Graph refuses
 /// (403/404) are recorded as failures and left out, and so is a lookup that panicked (a
 /// bug, but not one that may hide a team silently).
+///
+/// With `early`, the channels to crawl go there as their team's lookup comes back (the
+/// crawl starts while other teams are still looked up) instead of into
+/// [`Found::channels`] — all but shared channels, which can show under two teams and are
+/// kept for the end, when it is settled under which one each is crawled.
 pub async fn channels(
     graph: &Arc<Graph>,
     teams: Vec<TeamRef>,
     config: &CrawlConfig,
     concurrency: usize,
+    early: Option<&UnboundedSender<ChannelKey>>,
 ) -> Result<Found, GraphError> {
     let mut found = Found {
         teams: 0,
@@ -214,7 +221,9 @@ pub async fn channels(
             }
         };
         match looked {
-            Ok(Lookup::Channels { name, list }) => add_team(&mut found, &t, name, list, config),
+            Ok(Lookup::Channels { name, list }) => {
+                add_team(&mut found, &t, name, list, config, early)
+            }
             Ok(Lookup::Private) => found.scope.team(&t.team.id, t.via, State::Excluded),
             Err(GraphError::Status { status, code, .. }) => {
                 found.scope.team(&t.team.id, t.via, State::Unreachable);
@@ -234,6 +243,7 @@ fn add_team(
     name: Option<String>,
     list: Vec<Channel>,
     config: &CrawlConfig,
+    early: Option<&UnboundedSender<ChannelKey>>,
 ) {
     let team = &t.team.id;
     let team_state = if t.other_tenant && !config.include_cross_tenant_channels {
@@ -259,10 +269,16 @@ fn add_team(
                 .push(excluded(config, team, name.as_deref(), &c));
         }
         if state == State::Crawled {
-            found.channels.push(ChannelKey {
+            let key = ChannelKey {
                 team: team.clone(),
                 channel: c.id,
-            });
+            };
+            match early {
+                // The scheduler reads until discovery ends: a send fails only once the run
+                // is over anyway.
+                Some(tx) if kind != Kind::Shared => drop(tx.send(key)),
+                _ => found.channels.push(key),
+            }
         }
     }
 }
