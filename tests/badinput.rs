@@ -19,12 +19,7 @@ fn spec() -> TenantSpec {
 
 /// A channel of a public team: one the default config crawls.
 fn public_channel(h: &Harness) -> String {
-    h.emu
-        .truth()
-        .into_iter()
-        .find(|t| !t.team_private)
-        .expect("a public team")
-        .channel_id
+    h.public_channel().1
 }
 
 fn assert_no_panic(run: &Run) {
@@ -89,13 +84,7 @@ async fn a_channel_graph_refuses_is_counted_and_the_rest_goes_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_team_whose_channels_are_gone_is_counted_and_the_rest_goes_on() {
     let h = Harness::new(spec()).await;
-    let team = h
-        .emu
-        .truth()
-        .into_iter()
-        .find(|t| !t.team_private)
-        .unwrap()
-        .team_id;
+    let (team, _) = h.public_channel();
     h.emu.inject("channels", &team, Fault::NotFound, 1);
     let run = h.run(&["run"]).await;
     assert_no_panic(&run);

@@ -139,14 +139,7 @@ impl Scene {
 
     /// A channel of a public team (one the default config crawls): (team, channel).
     pub fn public_channel(&self) -> (String, String) {
-        let t = self
-            .h
-            .emu
-            .truth()
-            .into_iter()
-            .find(|t| !t.team_private)
-            .expect("a public team");
-        (t.team_id, t.channel_id)
+        self.h.public_channel()
     }
 
     /// Every secret and every piece of tenant content a scan must not find: the emulator's

@@ -225,13 +225,7 @@ async fn a_slow_ingest_holds_two_pages_a_request_in_flight_whatever_the_channels
 #[tokio::test(flavor = "multi_thread")]
 async fn channels_start_while_other_teams_are_still_looked_up() {
     let h = Harness::new(spec()).await;
-    let late = h
-        .emu
-        .truth()
-        .into_iter()
-        .find(|t| !t.team_private)
-        .unwrap()
-        .team_id;
+    let (late, _) = h.public_channel();
     let busy = graph_emulator::Fault::Throttled {
         status: 503,
         retry_after_ms: Some(2000),

@@ -47,13 +47,7 @@ async fn a_504_until_retries_run_out_fails_the_channel_and_keeps_its_cursor() {
     let h = Harness::new(spec()).await;
     assert_eq!(h.run(&["run"]).await.code, 0);
     let before = h.run(&["status", "--json"]).await.stdout;
-    let channel = h
-        .emu
-        .truth()
-        .into_iter()
-        .find(|t| !t.team_private)
-        .unwrap()
-        .channel_id;
+    let (_, channel) = h.public_channel();
     // max_retries = 2 in the harness: three answers exhaust them.
     h.emu.inject("delta", &channel, Fault::GatewayTimeout, 3);
     let run = h.run(&["run"]).await;

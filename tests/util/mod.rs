@@ -92,6 +92,17 @@ impl Harness {
         }
     }
 
+    /// `(team, channel)` of a channel of a public team: one the default config crawls.
+    pub fn public_channel(&self) -> (String, String) {
+        let t = self
+            .emu
+            .truth()
+            .into_iter()
+            .find(|t| !t.team_private)
+            .expect("a public team");
+        (t.team_id, t.channel_id)
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
