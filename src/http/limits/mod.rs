@@ -51,7 +51,7 @@ pub enum Scope<'a> {
 
 /// We aim this far under the configured rates. Graph counts arrivals: a request that left
 /// on time can arrive a little early behind a slow predecessor.
-const TENANT_MARGIN: f64 = 0.99;
+const TENANT_MARGIN: f64 = 0.98;
 const CHANNEL_MARGIN: f64 = 0.97;
 /// 429s from two teams this close together point at a limit wider than a team.
 const TOGETHER: Duration = Duration::from_secs(2);
@@ -179,9 +179,7 @@ impl Limiter {
         let tenant = tenant_rps * TENANT_MARGIN;
         Limiter {
             state: Mutex::new(State {
-                // One second's worth of the configured rate leaves at once, as Graph's
-                // token bucket allows after a quiet spell; then the spacing.
-                messages: Pacer::new(tenant, now).with_burst(tenant_rps.floor() as u32),
+                messages: Pacer::new(tenant, now),
                 // The directory and team endpoints have budgets of their own at Graph; ours
                 // keep them from eating into the channel-message budget.
                 directory: Pacer::new(tenant, now),

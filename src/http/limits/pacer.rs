@@ -63,8 +63,6 @@ pub struct Pacer {
     /// Recent stretches (from, until) in which a slot was free and nobody took it.
     idle: VecDeque<(Instant, Instant)>,
     first_answer: Option<Instant>,
-    /// Requests that may still leave unspaced at the start (see [`Pacer::with_burst`]).
-    burst: u32,
 }
 
 impl Pacer {
@@ -84,23 +82,6 @@ impl Pacer {
             fenced: VecDeque::new(),
             idle: VecDeque::new(),
             first_answer: None,
-            burst: 0,
-        }
-    }
-
-    /// Lets the first `n` requests leave without spacing: Graph's limits are token
-    /// buckets, full after a quiet spell, and a run that starts by spacing its requests
-    /// leaves a second's worth of them unused. The first 429, fence or cut ends the burst.
-    pub fn with_burst(mut self, n: u32) -> Self {
-        self.burst = n;
-        self
-    }
-
-    /// Graph pushed back: spacing from now on, starting one interval after `from`.
-    fn end_burst(&mut self, from: Instant) {
-        if self.burst > 0 {
-            self.burst = 0;
-            self.next = self.next.max(from + interval(self.rate));
         }
     }
 
@@ -112,13 +93,6 @@ impl Pacer {
     /// A request leaves at `now`: the next one may leave one interval later (or after a
     /// turn given beyond that).
     pub fn take(&mut self, now: Instant) {
-        if self.burst > 0 && now >= self.fence {
-            self.burst -= 1;
-            if self.burst == 0 {
-                self.next = self.next.max(now + interval(self.rate));
-            }
-            return;
-        }
         let free = self.next.max(self.fence);
         // A request woken a timer tick after its slot took that slot: no drift.
         if now >= free && now - free <= TIMER_SLACK {
@@ -173,7 +147,6 @@ impl Pacer {
     /// Raises the fence to `until` (never lowers it): a `Retry-After`, time in which Graph
     /// accepts nothing of this scope.
     pub fn fence_until(&mut self, until: Instant) {
-        self.end_burst(until);
         let now = Instant::now();
         if until > now {
             match self.fenced.back_mut() {
@@ -209,7 +182,6 @@ impl Pacer {
 
     /// Counts a 429 of this scope (before [`Pacer::cut`] decides).
     pub fn answered_429(&mut self, now: Instant) {
-        self.end_burst(now);
         self.first_answer.get_or_insert(now);
         self.clean_since = now;
         self.throttled.push_back(now);
@@ -219,7 +191,6 @@ impl Pacer {
     /// A 429 is laid at this scope's door: where 429s are a real share of the answers, aim
     /// under what Graph accepted lately; else ease off a little. Returns the new rate.
     pub fn cut(&mut self, now: Instant) -> f64 {
-        self.end_burst(now);
         self.prune(now);
         let (ok, no) = (self.accepted.len() as f64, self.throttled.len() as f64);
         let binding = no / (ok + no).max(1.0) >= BINDING;
