@@ -184,6 +184,23 @@ pub fn all(scale: f64) -> Vec<Case> {
             )
         },
         Case {
+            config: vec![
+                // Nothing paced: what a document costs the process, not what waiting does.
+                ("limits", "requests_per_second = 1000".to_owned()),
+                ("limits", "per_channel_requests_per_second = 100".to_owned()),
+            ],
+            ceiling: false,
+            ..case(
+                "cpu",
+                format!(
+                    "cpu: b's tenant unthrottled, {} channels × 8 pages",
+                    b_teams * 20
+                ),
+                tenant(b_teams, 20, 400, 2),
+                &[Step::First],
+            )
+        },
+        Case {
             ceiling: false,
             ..case(
                 "giant",
