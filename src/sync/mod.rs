@@ -3,9 +3,9 @@
 //!
 //! [`run`] reads top to bottom as the pipeline of DESIGN.md: sign in → directory and teams
 //! (concurrently) → channels → per-channel delta → documents → ingest → cursor. A team's
-//! channels start as soon as its channel list is in, while other teams are looked up. Per-channel
-//! failures are recorded and the rest goes on; only sign-in failures, a dead state store
-//! and signals stop the whole run. Every path, aborts included, ends in one [`RunReport`]
+//! channels start as soon as its channel list is in, while other teams are looked up.
+//! Per-channel failures are recorded and the rest goes on; only sign-in failures, a dead
+//! state store and signals stop the whole run. Every path, aborts included, ends in one [`RunReport`]
 //! (ripgrep's `messages.rs` idea): nothing is read back from disk to learn what happened.
 
 mod channel;

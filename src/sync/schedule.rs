@@ -77,6 +77,12 @@ impl<'h> Pending<'h> {
         *index += 1;
     }
 
+    /// A channel discovery found: counted for the progress report, then queued.
+    fn arrived(&mut self, crawl: &Crawl, channel: ChannelKey) {
+        crawl.services.progress.add_channels(1);
+        self.push(channel);
+    }
+
     pub fn pop(&mut self) -> Option<ChannelKey> {
         self.waiting.pop_first().map(|(_, c)| c)
     }
@@ -109,10 +115,7 @@ pub(super) async fn crawl_channels(
     loop {
         while discovering {
             match found.try_recv() {
-                Ok(c) => {
-                    crawl.services.progress.add_channels(1);
-                    pending.push(c);
-                }
+                Ok(c) => pending.arrived(crawl, c),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => discovering = false,
             }
@@ -137,10 +140,7 @@ pub(super) async fn crawl_channels(
             Some(done) = tasks.join_next_with_id() => done,
             c = found.recv(), if discovering => {
                 match c {
-                    Some(c) => {
-                        crawl.services.progress.add_channels(1);
-                        pending.push(c);
-                    }
+                    Some(c) => pending.arrived(crawl, c),
                     None => discovering = false,
                 }
                 continue;
