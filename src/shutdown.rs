@@ -72,8 +72,9 @@ impl Shutdown {
                 _ => 143,
             };
             tracing::warn!(signal = ?again, "Second signal; exiting now without waiting for in-flight work.");
-            // Everything acknowledged is already flushed (cursors are written before they
-            // are relied on); what is in flight is resent by the next run.
+            // A channel's progress is on disk before its next batch goes: what is in
+            // flight, and at most each channel's last acknowledged batch, is resent by the
+            // next run.
             #[allow(clippy::disallowed_methods)]
             std::process::exit(code);
         });

@@ -8,7 +8,9 @@
 //! atomically, because it is the one thing that cannot be rebuilt; everything else is a
 //! sled database under `state.dir/db`, whose types stay inside this module. Every write
 //! that a later run depends on (a cursor, a rotated refresh token) is on disk before the
-//! call returns.
+//! call returns — except the crawl's cursors: [`Store::save_channel`] and
+//! [`Store::save_backfill`] return a [`Written`], on disk once [`Store::durable`] says so
+//! (a group commit, see [`commit`]); a channel waits for it before its next POST.
 //!
 //! One writer per state dir: [`Store::open`] takes an exclusive lock on `state.dir/lock`
 //! (`File::try_lock`) and a second process gets exit 75 at once, naming the lock file. It
@@ -18,6 +20,7 @@
 //! With `TEAMS_CONNECTOR_STATE_KEY` the refresh token is stored sealed ([`sealed`]); a
 //! token that does not open is exit 77 with the reason, never a silent new sign-in.
 
+pub(crate) mod commit;
 mod forget;
 mod lock;
 mod recover;
@@ -32,11 +35,13 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::exit::{Fatal, Result};
 
+pub use commit::Written;
 pub use forget::{ForgetJob, ForgetProgress};
 pub use lock::Lock;
 pub use refresh::{StoredToken, TokenInfo};
 pub use sealed::StateKey;
 
+use commit::Commits;
 use token::{TokenFile, TokenRecord};
 
 /// Where older versions kept the token inside sled; also the context the sealed token is
@@ -120,6 +125,7 @@ pub struct Store {
     db: sled::Db,
     dir: PathBuf,
     token: TokenFile,
+    commits: Commits,
     _lock: Lock,
 }
 
@@ -141,6 +147,7 @@ impl Store {
             ))
         })?;
         let store = Store {
+            commits: Commits::new(db.clone()),
             db,
             dir: dir.to_path_buf(),
             token,
@@ -173,10 +180,10 @@ impl Store {
         self.get(&key_of(CHANNEL_PREFIX, key))
     }
 
-    /// Stores and flushes a channel's cursor.
-    pub fn set_channel(&self, key: &ChannelKey, cursor: &ChannelCursor) -> Result<()> {
+    /// Stores a channel's cursor; on disk once [`Store::durable`] says so.
+    pub fn save_channel(&self, key: &ChannelKey, cursor: &ChannelCursor) -> Result<Written> {
         self.put(&key_of(CHANNEL_PREFIX, key), cursor)?;
-        self.flush()
+        Ok(self.commits.saved())
     }
 
     /// Every stored channel cursor.
@@ -188,10 +195,18 @@ impl Store {
         self.get(&key_of(BACKFILL_PREFIX, key))
     }
 
-    /// Stores and flushes a channel's backfill progress.
-    pub fn set_backfill(&self, key: &ChannelKey, progress: &BackfillProgress) -> Result<()> {
+    /// Stores a channel's backfill progress; on disk once [`Store::durable`] says so.
+    pub fn save_backfill(&self, key: &ChannelKey, progress: &BackfillProgress) -> Result<Written> {
         self.put(&key_of(BACKFILL_PREFIX, key), progress)?;
-        self.flush()
+        Ok(self.commits.saved())
+    }
+
+    /// Waits until a save is on disk (one flush covers every save made meanwhile).
+    pub async fn durable(&self, written: Written) -> Result<()> {
+        self.commits
+            .durable(written)
+            .await
+            .map_err(|e| self.io_error_text(&e))
     }
 
     /// Every stored backfill progress.
@@ -273,6 +288,10 @@ impl Store {
     }
 
     fn io_error(&self, e: sled::Error) -> Fatal {
+        self.io_error_text(&e.to_string())
+    }
+
+    fn io_error_text(&self, e: &str) -> Fatal {
         Fatal::state(format!(
             "the state store in {} failed: {e}; check that the disk is writable and not full",
             self.dir.display()

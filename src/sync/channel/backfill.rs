@@ -56,9 +56,10 @@ impl ChannelCrawl<'_> {
                     done: next.is_none(),
                     updated_at: Utc::now(),
                 };
-                store
-                    .set_backfill(self.place, &progress)
+                let written = store
+                    .save_backfill(self.place, &progress)
                     .map_err(Stop::Fatal)?;
+                self.outbox.saved(written);
             }
         }
         Ok(())

@@ -1,7 +1,8 @@
 //! Delivery within a channel's crawl: documents POSTed in order, `batch_size` at a time;
 //! after each acknowledged batch the resume point is saved (the page being processed and a
-//! digest of its acknowledged documents); the acknowledged prefix is skipped on resume; the
-//! final cursor is written only after everything before it was accepted.
+//! digest of its acknowledged documents) and is on disk before the next batch goes, so a
+//! kill resends at most the batch it interrupted; the acknowledged prefix is skipped on
+//! resume; the final cursor is written only after everything before it was accepted.
 //!
 //! Invariant the resume point relies on: batches go out only right after a page added its
 //! documents, or when the round ends or winds down. So after a successful send, what is
@@ -12,13 +13,15 @@ use chrono::Utc;
 use super::{ChannelCrawl, Stop};
 use crate::ingest::IngestError;
 use crate::shutdown::Signal;
-use crate::state::{ChannelCursor, PageAck};
+use crate::state::{ChannelCursor, PageAck, Written};
 use crate::transform::{Document, Op};
 
 /// Documents waiting for the ingest, oldest first.
 pub(super) struct Outbox {
     docs: Vec<Document>,
     batch_size: usize,
+    /// The last save of this channel's progress, until it is known to be on disk.
+    unsynced: Option<Written>,
 }
 
 impl Outbox {
@@ -26,11 +29,17 @@ impl Outbox {
         Outbox {
             docs: Vec::with_capacity(batch_size),
             batch_size: batch_size.max(1),
+            unsynced: None,
         }
     }
 
     pub fn push(&mut self, doc: Document) {
         self.docs.push(doc);
+    }
+
+    /// A save the next POST waits for (see [`crate::state::commit`]).
+    pub fn saved(&mut self, written: Written) {
+        self.unsynced = Some(written);
     }
 }
 
@@ -85,6 +94,10 @@ impl ChannelCrawl<'_> {
         let run = &self.crawl.run;
         if run.ingest_down() {
             return Err(Stop::Ingest(IngestError::DownElsewhere));
+        }
+        if let Some(written) = self.outbox.unsynced.take() {
+            let store = &self.crawl.services.store;
+            store.durable(written).await.map_err(Stop::Fatal)?;
         }
         let sent = self
             .crawl
@@ -142,12 +155,14 @@ impl ChannelCrawl<'_> {
         self.cursor.in_progress = Some(url);
         self.cursor.round_newest = self.mark.newest;
         self.cursor.round_started = Some(self.mark.started);
-        // Flushed, so a kill resends at most a page (at-least-once either way).
-        self.crawl
-            .services
-            .store
-            .set_channel(self.place, &self.cursor)
-            .map_err(Stop::Fatal)
+        // On disk before the next batch goes (`send`), so a kill resends at most the batch
+        // it interrupted (at-least-once either way).
+        let store = &self.crawl.services.store;
+        let written = store
+            .save_channel(self.place, &self.cursor)
+            .map_err(Stop::Fatal)?;
+        self.outbox.saved(written);
+        Ok(())
     }
 
     /// Sends what is left, then saves the cursor: only now is every document of the round
@@ -182,11 +197,13 @@ impl ChannelCrawl<'_> {
             swept_at,
             requests: Some(u32::try_from(self.requests).unwrap_or(u32::MAX)),
         };
-        self.crawl
-            .services
-            .store
-            .set_channel(self.place, &cursor)
-            .map_err(Stop::Fatal)
+        // On disk with the next flush; a kill before that resends the last batch only.
+        let store = &self.crawl.services.store;
+        let written = store
+            .save_channel(self.place, &cursor)
+            .map_err(Stop::Fatal)?;
+        self.outbox.saved(written);
+        Ok(())
     }
 
     /// Stops before the next page when the run is stopping.
