@@ -26,11 +26,14 @@
 //! The way through, one module each: `prepare` (strip what the walk never reads, cap the
 //! nesting; `tags` has the tokenizer rules it needs) → scraper's parse → `walk` (what each
 //! element is) → `lines` (spacing, blank lines, list and table layout; `tidy` closes the
-//! holes left by dropped mentions) → NFC. `chars` has the character classes.
+//! holes left by dropped mentions) → NFC. `chars` has the character classes. Bodies of
+//! plain paragraphs, mentions and bold words skip the parse: `simple` reads them and drives
+//! `lines` as `walk` would.
 
 mod chars;
 mod lines;
 mod prepare;
+mod simple;
 mod tags;
 mod tidy;
 mod walk;
@@ -65,6 +68,11 @@ pub fn html_to_text(html: &str, opts: &TextOptions) -> String {
 /// people who opted out (`[privacy]`), whose names must not reach the ingest.
 pub fn html_to_text_hiding(html: &str, opts: &TextOptions, hidden: &[String]) -> String {
     with_scratch(|scratch| {
+        if !opts.keep_mention_names && simple::read(html, &mut scratch.simple) {
+            let mut lines = Lines::new(&mut scratch.buffers, html.len() / 2);
+            simple::replay(&scratch.simple, &mut lines);
+            return lines.finish();
+        }
         let mut input = std::mem::take(&mut scratch.input);
         prepare::prepare(html, &mut input, &mut scratch.open);
         let text = convert(&input, opts, hidden, scratch);
@@ -118,6 +126,8 @@ struct Scratch {
     open: prepare::OpenElements,
     buffers: Buffers,
     frames: Frames,
+    /// The fast path's events and text (see `simple`).
+    simple: simple::Scratch,
 }
 
 thread_local! {
@@ -129,6 +139,7 @@ fn with_scratch(f: impl FnOnce(&mut Scratch) -> String) -> String {
         Ok(mut scratch) => {
             let out = f(&mut scratch);
             scratch.buffers.trim();
+            scratch.simple.trim();
             if scratch.input.capacity() > 1 << 20 {
                 scratch.input = String::new();
             }
