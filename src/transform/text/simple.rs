@@ -9,10 +9,11 @@
 //! property test compares the two paths on generated markup).
 //!
 //! The subset, where anything else sends the body to the parser:
-//! - Tags, lowercase: `p` and `div` (blocks), `br` (`<br>` or `<br/>`), `b`, `i`, `u`, `s`,
-//!   `em`, `strong`, `span` (inline), `at` (a mention, with text only inside). Attributes
-//!   are allowed, except `itemtype` (it changes what an element is). Only when mention
-//!   names are dropped (`TextOptions::keep_mention_names` off).
+//! - Tags, lowercase: `p`, `div` and `blockquote` (blocks), `br` (`<br>` or `<br/>`), `b`,
+//!   `i`, `u`, `s`, `em`, `strong`, `span` (inline), `at` (a mention, with text only
+//!   inside). Attributes are allowed, except `itemtype` (it changes what an element is)
+//!   other than a quoted reply's on a `blockquote` (dropped whole, as the walk drops it).
+//!   Only when mention names are dropped (`TextOptions::keep_mention_names` off).
 //! - Nesting as written: every end tag closes the element opened last, everything opened
 //!   is closed, no block opens inside a `p` (the parser would close the `p` first), at
 //!   most [`MAX_DEPTH`] deep.
@@ -43,6 +44,10 @@ pub(super) enum Event {
 enum Element {
     P,
     Div,
+    Quote,
+    /// A quoted reply (`<blockquote itemtype=".../Reply">`): dropped whole, so what it
+    /// produced is cut back to these lengths of the events and the text when it closes.
+    Reply(usize, usize),
     Inline(&'static str),
 }
 
@@ -109,12 +114,13 @@ fn read_events(html: &str, scratch: &mut Scratch) -> bool {
             b'<' => {
                 if text.len() > node {
                     events.push(Event::Text(node, text.len()));
-                    node = text.len();
                 }
-                let Some(next) = tag(html, i, events, open) else {
+                let Some(next) = tag(html, i, events, text, open) else {
                     return false;
                 };
                 i = next;
+                // A dropped reply takes its text back.
+                node = text.len();
             }
             _ => return false,
         }
@@ -126,45 +132,69 @@ fn read_events(html: &str, scratch: &mut Scratch) -> bool {
 }
 
 /// The tag at `lt`: its events, and where the input goes on; `None` outside the subset.
-fn tag(html: &str, lt: usize, events: &mut Vec<Event>, open: &mut Vec<Element>) -> Option<usize> {
+fn tag(
+    html: &str,
+    lt: usize,
+    events: &mut Vec<Event>,
+    text: &mut String,
+    open: &mut Vec<Element>,
+) -> Option<usize> {
     let b = html.as_bytes();
     if b.get(lt + 1) == Some(&b'/') {
         let name_end = lt + 2 + b[lt + 2..].iter().position(|&c| c == b'>')?;
         let closed = element(&b[lt + 2..name_end])?;
-        if open.pop() != Some(closed) {
-            return None;
-        }
-        if matches!(closed, Element::P | Element::Div) {
-            events.push(Event::Block);
+        match (open.pop()?, closed) {
+            (Element::Reply(e, t), Element::Quote) => {
+                events.truncate(e);
+                text.truncate(t);
+            }
+            (el @ (Element::P | Element::Div | Element::Quote), _) if el == closed => {
+                events.push(Event::Block);
+            }
+            (el, _) if el == closed => {}
+            _ => return None,
         }
         return Some(name_end + 1);
     }
     if !b.get(lt + 1).is_some_and(u8::is_ascii_lowercase) {
         return None;
     }
-    let mut itemtype = false;
-    let read = tags::read(html, lt + 1, |(from, to), _| {
-        itemtype |= b[from..to].eq_ignore_ascii_case(b"itemtype");
+    // The itemtype attribute's value, and how many there are.
+    let (mut itemtypes, mut itemtype) = (0, None);
+    let read = tags::read(html, lt + 1, |(from, to), end| {
+        if b[from..to].eq_ignore_ascii_case(b"itemtype") {
+            itemtypes += 1;
+            itemtype = value(html, to, end);
+        }
         true
     });
-    if itemtype || read.end > b.len() {
+    if read.end > b.len() {
         return None;
     }
     let name = &b[read.name.0..read.name.1];
-    if name == b"br" {
+    if name == b"br" && itemtypes == 0 {
         events.push(Event::Break);
         return Some(read.end);
     }
-    let el = element(name)?;
+    let mut el = element(name)?;
     if read.self_closing || open.len() >= MAX_DEPTH {
         return None;
     }
+    if itemtypes > 0 {
+        // Only a quoted reply: other item types (mentions, emoji) are the walk's.
+        if el != Element::Quote || itemtypes > 1 || !itemtype.is_some_and(is_reply) {
+            return None;
+        }
+        el = Element::Reply(events.len(), text.len());
+    }
     match el {
-        Element::P | Element::Div => {
+        Element::P | Element::Div | Element::Quote | Element::Reply(..) => {
             if open.contains(&Element::P) {
                 return None;
             }
-            events.push(Event::Block);
+            if !matches!(el, Element::Reply(..)) {
+                events.push(Event::Block);
+            }
         }
         Element::Inline("at") => {
             // Text only inside, and nothing of it printed.
@@ -181,10 +211,32 @@ fn tag(html: &str, lt: usize, events: &mut Vec<Event>, open: &mut Vec<Element>) 
     Some(read.end)
 }
 
+/// An attribute's value from the end of its name to the end of the attribute, if it holds
+/// no character reference (the parser would decode it).
+fn value(html: &str, name_end: usize, end: usize) -> Option<&str> {
+    let v = html[name_end..end].trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let v = v
+        .strip_prefix('=')?
+        .trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let v = match v.as_bytes().first() {
+        Some(&q @ (b'"' | b'\'')) => v[1..].strip_suffix(char::from(q))?,
+        _ => v,
+    };
+    (!v.contains('&')).then_some(v)
+}
+
+/// The walk's rule for a quoted reply's item type.
+fn is_reply(itemtype: &str) -> bool {
+    itemtype
+        .rsplit_once("schema.skype.com/")
+        .is_some_and(|(_, n)| n.trim_end_matches('/').eq_ignore_ascii_case("Reply"))
+}
+
 fn element(name: &[u8]) -> Option<Element> {
     Some(match name {
         b"p" => Element::P,
         b"div" => Element::Div,
+        b"blockquote" => Element::Quote,
         b"b" => Element::Inline("b"),
         b"i" => Element::Inline("i"),
         b"u" => Element::Inline("u"),
@@ -297,9 +349,19 @@ mod tests {
     fn markup() -> impl Strategy<Value = String> {
         let paragraph =
             prop::collection::vec(inline(), 0..4).prop_map(|k| format!("<p>{}</p>", k.concat()));
-        let leaf = prop_oneof![2 => inline(), 2 => paragraph];
+        let reply = prop::collection::vec(inline(), 0..3).prop_map(|k| {
+            format!(
+                "<blockquote itemscope=\"\" itemtype=\"http://schema.skype.com/Reply\" itemid=\"1\">\n<strong itemprop=\"mri\">Megan</strong><span itemprop=\"time\">1</span>\n<p itemprop=\"preview\">{}</p>\n</blockquote>",
+                k.concat()
+            )
+        });
+        let leaf = prop_oneof![4 => inline(), 4 => paragraph, 1 => reply];
         leaf.prop_recursive(4, 32, 4, |inner| {
-            prop::collection::vec(inner, 0..4).prop_map(|k| format!("<div>{}</div>", k.concat()))
+            (
+                prop::sample::select(vec!["div", "blockquote"]),
+                prop::collection::vec(inner, 0..4),
+            )
+                .prop_map(|(tag, k)| format!("<{tag}>{}</{tag}>", k.concat()))
         })
     }
 
@@ -313,6 +375,12 @@ mod tests {
                 "</blockquote>", "&amp", "&foo;", "<", "\r\n", "\0", "<!-- c -->",
                 "<span itemtype=\"http://schema.skype.com/Mention\">", "<at>x<b>y</b></at>",
                 "<li>", "<pre>", "</p >", "<p class=\"a>b\">", "<at id=x>", "</at>",
+                "<blockquote itemtype=\"http://schema.skype.com/Reply\">", "</blockquote>",
+                "<blockquote itemtype='http://schema.skype.com/reply/'>", "<blockquote>",
+                "<blockquote itemtype=\"http://schema.skype.com/Emoji\">",
+                "<blockquote itemtype=http://schema.skype.com/Reply itemtype=x>",
+                "<div itemtype=\"http://schema.skype.com/Reply\">",
+                "<blockquote itemtype=\"&#104;ttp://schema.skype.com/Reply\">",
             ])
             .prop_map(str::to_owned),
         ];
