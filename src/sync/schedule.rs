@@ -129,7 +129,9 @@ pub(super) async fn crawl_channels(
             }
             let task_crawl = crawl.clone();
             let key = place.clone();
-            let handle = tasks.spawn(async move { channel::crawl(&task_crawl, &place).await });
+            let expected = hints.get(&place).copied().unwrap_or(0);
+            let handle =
+                tasks.spawn(async move { channel::crawl(&task_crawl, &place, expected).await });
             places.insert(handle.id(), key);
         }
         if tasks.is_empty() && pending.len() == 0 && !discovering {

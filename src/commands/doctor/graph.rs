@@ -111,6 +111,7 @@ pub(super) async fn check_messages(graph: &Graph, channels: &[ChannelKey]) -> Ch
             Scope::Channel {
                 team: &c.team,
                 channel: &c.channel,
+                left: 0,
             },
         )
         .await

@@ -7,8 +7,11 @@
 //! requests in flight (`[limits] concurrency`). A channel waiting for its per-channel slot
 //! holds nothing else: the request permit is taken only once the channel may send, so the
 //! tenant budget stays busy with the channels that can use it. Tenant slots are handed out
-//! first come, first served from a queue, so no channel starves behind the others; nothing
-//! is reserved ahead, so a fence or a cut holds every waiting request at once.
+//! from a queue: the channel expected to need the most requests still goes first (one of
+//! 2 000 pages among 500 small ones must not lose a tenant slot's wait on every one of its
+//! requests, which its own rate can never make up), the rest first come, first served, so
+//! no channel starves behind the others. Nothing is reserved ahead, so a fence or a cut
+//! holds every waiting request at once.
 //!
 //! Graph does not say which of its limits a 429 hit (per tenant, per team, per user, per
 //! channel: its documentation names all of them). So:
@@ -45,8 +48,13 @@ pub enum Scope<'a> {
     Directory,
     /// `/me/joinedTeams`, `/teams/{id}`, `/teams/{id}/channels`.
     Team,
-    /// Messages, delta and replies of one channel of one team.
-    Channel { team: &'a str, channel: &'a str },
+    /// Messages, delta and replies of one channel of one team. `left`: the requests the
+    /// channel is still expected to need (from its last run; 0 when unknown).
+    Channel {
+        team: &'a str,
+        channel: &'a str,
+        left: u32,
+    },
 }
 
 /// We aim this far under the configured rates. Graph counts arrivals: a request that left
@@ -80,15 +88,23 @@ struct Place<'l> {
 }
 
 impl<'l> Place<'l> {
+    /// Joins behind every request expected to need as many requests still or more (a
+    /// throttled request's retry, `front`, at the very front).
     fn join(limiter: &'l Limiter, scope: Scope, front: bool) -> Self {
         let kind = kind(scope);
         let mut state = limiter.state();
         state.last_id += 1;
         let id = state.last_id;
+        let queue = &mut state.queues[kind];
         if front {
-            state.queues[kind].push_front(id);
+            queue.push_front((u32::MAX, id));
         } else {
-            state.queues[kind].push_back(id);
+            let left = match scope {
+                Scope::Channel { left, .. } => left.min(u32::MAX - 1),
+                _ => 0,
+            };
+            let at = queue.partition_point(|(l, _)| *l >= left);
+            queue.insert(at, (left, id));
         }
         Place { limiter, kind, id }
     }
@@ -98,8 +114,8 @@ impl Drop for Place<'_> {
     fn drop(&mut self) {
         let mut state = self.limiter.state();
         let queue = &mut state.queues[self.kind];
-        let head = queue.front() == Some(&self.id);
-        queue.retain(|id| *id != self.id);
+        let head = queue.front().map(|(_, id)| *id) == Some(self.id);
+        queue.retain(|(_, id)| *id != self.id);
         drop(state);
         if head {
             self.limiter.turn.notify_waiters();
@@ -158,8 +174,9 @@ struct State {
     recent: VecDeque<(Instant, String)>,
     /// The earliest turn the next throttled request can be given.
     retry_next: Instant,
-    /// Requests waiting for a slot of each budget ([`kind`]), first in line first.
-    queues: [VecDeque<u64>; 3],
+    /// Requests waiting for a slot of each budget ([`kind`]), first in line first, with
+    /// the requests their channel is expected to need still.
+    queues: [VecDeque<(u32, u64)>; 3],
     last_id: u64,
 }
 
@@ -268,10 +285,12 @@ impl Limiter {
                             .expect("the request semaphore is never closed");
                         let mut state = self.state();
                         let now = Instant::now();
-                        let go = match ticket {
-                            Some(t) => state.fence(scope) <= t.at,
-                            None => state.queue_ready(scope, now) <= now,
-                        };
+                        // A retry or a longer channel may have joined ahead meanwhile.
+                        let go = state.is_head(scope, place.id)
+                            && match ticket {
+                                Some(t) => state.fence(scope) <= t.at,
+                                None => state.queue_ready(scope, now) <= now,
+                            };
                         if go {
                             state.take_turn(scope, now);
                             state.departed(scope);
@@ -305,7 +324,7 @@ impl Limiter {
     pub fn throttled(&self, scope: Scope<'_>, retry_after: Option<Duration>) -> Duration {
         let now = Instant::now();
         let mut state = self.state();
-        let Scope::Channel { team, channel } = scope else {
+        let Scope::Channel { team, channel, .. } = scope else {
             let pacer = state.scope_pacer(scope);
             pacer.answered_429(now);
             let rate = pacer.cut(now);
@@ -415,7 +434,7 @@ impl State {
     /// When the channel (and its team) may send, as far as their own pacing goes.
     fn own_ready(&self, scope: Scope, channel_interval: Duration) -> Instant {
         let now = Instant::now();
-        let Scope::Channel { team, channel } = scope else {
+        let Scope::Channel { team, channel, .. } = scope else {
             return now;
         };
         let mut at = now;
@@ -441,7 +460,7 @@ impl State {
         match scope {
             Scope::Directory => self.directory.fence,
             Scope::Team => self.teams_api.fence,
-            Scope::Channel { team, channel } => {
+            Scope::Channel { team, channel, .. } => {
                 let own = self.channels.get(channel).map(|p| p.fence);
                 let team = self.team_pacers.get(team).map(|p| p.fence);
                 self.messages
@@ -453,7 +472,7 @@ impl State {
     }
 
     fn is_head(&self, scope: Scope, id: u64) -> bool {
-        self.queues[kind(scope)].front() == Some(&id)
+        self.queues[kind(scope)].front().map(|(_, id)| *id) == Some(id)
     }
 
     /// When the head of `scope`'s queue may leave: its budget's next slot, every fence

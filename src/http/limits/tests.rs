@@ -9,7 +9,11 @@ use tokio::time::Instant;
 use super::*;
 
 fn channel<'a>(team: &'a str, channel: &'a str) -> Scope<'a> {
-    Scope::Channel { team, channel }
+    Scope::Channel {
+        team,
+        channel,
+        left: 0,
+    }
 }
 
 /// Departure times of `n` requests, one per channel of `team`, all asked for at once.
@@ -43,6 +47,40 @@ async fn tenant_slots_are_spaced_under_the_configured_rate() {
         span >= want && span < want + Duration::from_millis(5),
         "{span:?}"
     );
+}
+
+/// Issue 11, case d: a channel that took many requests last run goes ahead of short ones
+/// in the tenant queue, so it keeps its own rate while 200 two-request channels share the
+/// rest of the budget (first come, first served, it waited behind them for most slots).
+#[tokio::test(start_paused = true)]
+async fn a_channel_expected_to_be_long_keeps_its_own_rate_among_short_ones() {
+    let l = Arc::new(Limiter::new(15.0, 1.0, 8));
+    let start = Instant::now();
+    let request = |l: Arc<Limiter>, name: String, n: u32, expected: u32| async move {
+        for made in 0..n {
+            let scope = Scope::Channel {
+                team: "t",
+                channel: &name,
+                left: expected.saturating_sub(made),
+            };
+            let slot = l.acquire(scope).await;
+            tokio::time::sleep(LATENCY).await;
+            drop(slot);
+        }
+        Instant::now() - start
+    };
+    let long = tokio::spawn(request(l.clone(), "long".into(), 40, 40));
+    let short: Vec<_> = (0..200)
+        .map(|i| tokio::spawn(request(l.clone(), format!("s{i}"), 2, 2)))
+        .collect();
+    let long = long.await.unwrap();
+    for s in short {
+        s.await.unwrap();
+    }
+    // 40 requests spaced at 97 % of 1/s: 39 intervals, then one answer; each may wait up
+    // to one tenant slot for the slot grid (first come, first served: 64 s).
+    let own = Duration::from_secs_f64(39.0 / 0.97) + LATENCY;
+    assert!(long < own.mul_f64(1.04), "{long:?} (own rate: {own:?})");
 }
 
 #[tokio::test(start_paused = true)]

@@ -150,11 +150,14 @@ struct ChannelCrawl<'a> {
     stale_thread: bool,
     /// Graph requests this channel made so far.
     requests: u64,
+    /// The requests it took last run (0 when unknown): how long the limiter expects it.
+    expected: u32,
     counts: ChannelCounts,
 }
 
-/// Crawls one channel and says how it ended.
-pub async fn crawl(crawl: &Crawl, place: &ChannelKey) -> ChannelRun {
+/// Crawls one channel and says how it ended; `expected`: the requests it took last run
+/// (0 when unknown).
+pub async fn crawl(crawl: &Crawl, place: &ChannelKey, expected: u32) -> ChannelRun {
     let mut channel = ChannelCrawl {
         crawl,
         place,
@@ -172,6 +175,7 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelKey) -> ChannelRun {
         handled_replies: HashSet::new(),
         stale_thread: false,
         requests: 0,
+        expected,
         counts: ChannelCounts::default(),
     };
     let outcome = match crawl.plan.mode {
@@ -210,9 +214,11 @@ impl<'a> ChannelCrawl<'a> {
 
     /// The rate scope of this channel's requests.
     fn scope(&self) -> Scope<'a> {
+        let made = u32::try_from(self.requests).unwrap_or(u32::MAX);
         Scope::Channel {
             team: &self.place.team,
             channel: &self.place.channel,
+            left: self.expected.saturating_sub(made),
         }
     }
 
