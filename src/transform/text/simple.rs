@@ -67,11 +67,6 @@ impl Scratch {
     }
 }
 
-/// Reads `html` into `scratch`; `false` as soon as it leaves the subset.
-pub(super) fn read(html: &str, scratch: &mut Scratch) -> bool {
-    read_events(html, scratch)
-}
-
 /// Drives `lines` as `walk` would for what [`read`] accepted.
 pub(super) fn replay(scratch: &Scratch, lines: &mut Lines) {
     for event in &scratch.events {
@@ -84,7 +79,8 @@ pub(super) fn replay(scratch: &Scratch, lines: &mut Lines) {
     }
 }
 
-fn read_events(html: &str, scratch: &mut Scratch) -> bool {
+/// Reads `html` into `scratch`; `false` as soon as it leaves the subset.
+pub(super) fn read(html: &str, scratch: &mut Scratch) -> bool {
     let Scratch { events, text, open } = scratch;
     events.clear();
     text.clear();
