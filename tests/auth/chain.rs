@@ -119,10 +119,13 @@ async fn a_401_refreshes_once_and_a_second_401_is_exit_77() {
     let line = super::error_line(&rejected);
     assert!(line.contains("401") && line.contains("login"), "{line}");
     // Each request refreshes once after its first 401 and gives up on the second; the
-    // directory and the teams list run concurrently, so that is one or two refreshes.
+    // directory and the teams list run concurrently, so that is one or two refreshes, and
+    // the first to give up ends the run: the other may not get to its second try, or
+    // (on a loaded machine) to its first.
     let after = h.emu.stats();
     let delta = |route: &str| after.by_route[route] - before.by_route[route];
-    assert_eq!((delta("users"), delta("joinedTeams")), (2, 2), "{after:?}");
+    let tries = (delta("users"), delta("joinedTeams"));
+    assert_eq!(tries.0.max(tries.1), 2, "{tries:?} {after:?}");
     let refreshes = after.token_grants - before.token_grants - 1;
     assert!((1..=2).contains(&refreshes), "{after:?}");
     assert_no_secrets(&h, &[&run, &rejected]);
