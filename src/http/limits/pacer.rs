@@ -16,8 +16,11 @@ use tokio::time::Instant;
 const WINDOW: Duration = Duration::from_secs(5);
 /// After a cut, aim this far under what Graph accepted.
 const UNDER: f64 = 0.97;
-/// No probing upwards for this long after a cut.
+/// No probing upwards for this long after a cut ...
 const HOLD: Duration = Duration::from_secs(30);
+/// ... twice as long each time probing found the same limit again, up to this: a limit
+/// that holds costs a 429 less and less often, one that was lifted is found within minutes.
+const MAX_HOLD: Duration = Duration::from_secs(300);
 /// Then one step up of `RAISE` every `STEP`.
 const STEP: Duration = Duration::from_secs(2);
 const RAISE: f64 = 1.03;
@@ -46,6 +49,8 @@ pub struct Pacer {
     /// No request of this scope before this moment (a 429's `Retry-After`).
     pub fence: Instant,
     cut_at: Option<Instant>,
+    /// How long the last cut holds the rate ([`HOLD`] to [`MAX_HOLD`]).
+    hold: Duration,
     /// What Graph accepted of this scope when a binding 429 last cut its rate.
     learned: Option<f64>,
     /// Since when no request of this scope met a 429.
@@ -73,6 +78,7 @@ impl Pacer {
             next: now,
             fence: now,
             cut_at: None,
+            hold: HOLD,
             learned: None,
             clean_since: now,
             good: None,
@@ -169,7 +175,9 @@ impl Pacer {
         self.first_answer.get_or_insert(now);
         self.accepted.push_back(now);
         self.prune(now);
-        let held = self.cut_at.is_none_or(|c| now.duration_since(c) >= HOLD);
+        let held = self
+            .cut_at
+            .is_none_or(|c| now.duration_since(c) >= self.hold);
         if held && self.rate < self.ceiling && now.duration_since(self.raised_at) >= STEP {
             if now.duration_since(self.clean_since) >= CLEAN {
                 // The rate it leaves ran clean: one to come back to.
@@ -202,9 +210,11 @@ impl Pacer {
                 // accepted then is no measure of it.
                 Some(good) if self.rate > good * UNDER => {
                     self.learned = Some(good);
+                    self.hold = (self.hold * 2).min(MAX_HOLD);
                     (good * UNDER).clamp(FLOOR, self.ceiling)
                 }
                 _ => {
+                    self.hold = HOLD;
                     let mut base = measured.map_or(self.rate * 0.5, |m| m.min(self.rate));
                     if self.learned.is_some() {
                         // Near a limit found before, a cut is a step, not a fall.
@@ -317,6 +327,43 @@ mod tests {
         tokio::time::advance(HOLD).await;
         p.accepted(Instant::now());
         assert!(p.rate > rate && p.rate < rate * 1.1);
+    }
+
+    /// A probe past a rate that ran clean meets the limit again: the next probe waits
+    /// twice as long, up to [`MAX_HOLD`].
+    #[tokio::test(start_paused = true)]
+    async fn each_probe_that_finds_the_same_limit_waits_longer_for_the_next() {
+        let mut p = Pacer::new(20.0, Instant::now());
+        // Learned: what Graph accepted, about 1 a second.
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            p.accepted(Instant::now());
+            p.answered_429(Instant::now());
+        }
+        let learned = p.cut(Instant::now());
+        assert!(learned < 1.5, "{learned}");
+        let mut holds = Vec::new();
+        let mut after_cut = learned;
+        for _ in 0..6 {
+            // Clean until the hold ends and probing lifts the rate past the limit.
+            let cut = Instant::now();
+            while p.rate <= after_cut * 1.05 {
+                tokio::time::advance(Duration::from_secs(1)).await;
+                p.accepted(Instant::now());
+            }
+            holds.push(Instant::now().duration_since(cut).as_secs());
+            // The limit answers: 429s are most of the last seconds' answers.
+            for _ in 0..10 {
+                p.answered_429(Instant::now());
+            }
+            after_cut = p.cut(Instant::now());
+            // Back under the rate that last ran clean: near the limit, not a fall.
+            assert!(
+                (after_cut / learned - 1.0).abs() < 0.1,
+                "{after_cut} vs {learned}"
+            );
+        }
+        assert_eq!(holds, [32, 62, 122, 242, 302, 302]);
     }
 
     /// Graph accepted 2 a second, but for 3 s of the last 5 a `Retry-After` let nothing
