@@ -358,6 +358,9 @@ struct Sim {
     limit: fn(usize) -> (usize, f64),
     /// Whether Graph's 429s say `Retry-After`.
     retry_after: bool,
+    /// Team `t`'s channels start `t` times this late (discovery lists one team after the
+    /// other and the crawl starts each team's channels as its list returns).
+    stagger: Duration,
 }
 
 /// Graph's latency, half before the limit decides and half after.
@@ -376,7 +379,9 @@ impl Sim {
             for team in 0..self.teams {
                 let (l, graph, throttled) = (l.clone(), graph.clone(), throttled.clone());
                 let (pages, limit, retry_after) = (self.pages, self.limit, self.retry_after);
+                let late = self.stagger * team as u32;
                 tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep(late).await;
                     let (team_name, name) = (format!("t{team}"), format!("t{team}c{c}"));
                     let scope = channel(&team_name, &name);
                     for _ in 0..pages {
@@ -433,6 +438,7 @@ async fn at_graphs_documented_limits_the_crawl_runs_at_the_configured_rate() {
         pages: 8,
         limit: |_| (0, 20.0),
         retry_after: true,
+        stagger: Duration::ZERO,
     };
     let (took, throttled) = sim.run().await;
     let share = 320.0 / 15.0 / took.as_secs_f64();
@@ -449,6 +455,24 @@ async fn a_per_team_limit_is_learned_and_filled() {
         pages: 20,
         limit: |team| (team, 4.0),
         retry_after: true,
+        stagger: Duration::ZERO,
+    };
+    let share = sim.share_of(12.0).await;
+    assert!(share > 0.9, "{share}");
+}
+
+/// The same limit while the teams' channel lists still come in: the first team's channels
+/// run alone for a while, and their 429s are that team's, not the tenant's.
+#[tokio::test(start_paused = true)]
+#[ignore = "known shortfall (issue 11, bench case f at 46 %): with discovery pipelined the first team's 429s are read as the tenant's; this reproduces it (0.44 of the limit)"]
+async fn a_per_team_limit_is_learned_while_teams_are_still_listed() {
+    let sim = Sim {
+        teams: 3,
+        channels: 12,
+        pages: 20,
+        limit: |team| (team, 4.0),
+        retry_after: true,
+        stagger: Duration::from_secs(1),
     };
     let share = sim.share_of(12.0).await;
     assert!(share > 0.9, "{share}");
@@ -463,6 +487,7 @@ async fn a_per_user_limit_is_learned() {
         pages: 12,
         limit: |_| (0, 1.0),
         retry_after: true,
+        stagger: Duration::ZERO,
     };
     let share = sim.share_of(1.0).await;
     assert!(share > 0.85, "{share}");
@@ -477,6 +502,7 @@ async fn a_tenant_limit_without_retry_after_is_learned() {
         pages: 20,
         limit: |_| (0, 5.0),
         retry_after: false,
+        stagger: Duration::ZERO,
     };
     let share = sim.share_of(5.0).await;
     assert!(share > 0.85, "{share}");
