@@ -136,6 +136,8 @@ fn kind(scope: Scope) -> usize {
 #[derive(Debug, Clone, Copy)]
 struct ChannelPace {
     sent: Instant,
+    /// Requests of the channel that left so far in this run.
+    departures: u32,
     fence: Instant,
     /// The throttled request's turn: it leaves at `at`, the first slot after its fence,
     /// ahead of requests queued before the 429 — unless a later 429's `Retry-After` runs
@@ -152,6 +154,7 @@ impl ChannelPace {
     fn new(now: Instant) -> Self {
         ChannelPace {
             sent: now,
+            departures: 0,
             fence: now,
             retry: None,
         }
@@ -332,7 +335,20 @@ impl Limiter {
             pacer.fence_until(now + wait);
             return wait;
         };
-        let rate = state.learn(team, now);
+        // The channel's first request of the run had no pacing of ours before it: its
+        // 429 may be the channel's own limit, used up by a run just before this one (or
+        // another client). It is fenced like any other, but says nothing about a team's or
+        // the tenant's limit, so nothing is cut for it.
+        let first = state
+            .channels
+            .get(channel)
+            .is_some_and(|p| p.departures == 1);
+        let rate = if first {
+            let team_rate = state.team_pacers.get(team).map(|p| p.rate);
+            team_rate.unwrap_or(state.messages.rate)
+        } else {
+            state.learn(team, now)
+        };
         let wait = retry_after.unwrap_or_else(|| interval(rate).max(Duration::from_secs(1)));
         let until = now + wait;
         // The throttled request goes first when the fence ends (and its channel's spacing
@@ -500,10 +516,12 @@ impl State {
     fn departed(&mut self, scope: Scope) {
         if let Scope::Channel { channel, .. } = scope {
             let now = Instant::now();
-            self.channels
+            let pace = self
+                .channels
                 .entry(channel.to_string())
-                .or_insert(ChannelPace::new(now))
-                .sent = now;
+                .or_insert(ChannelPace::new(now));
+            pace.sent = now;
+            pace.departures = pace.departures.saturating_add(1);
             if self.channels.len() > 4096 {
                 // Channels that have not sent for a minute need no spacing any more.
                 self.channels.retain(|_, p| {

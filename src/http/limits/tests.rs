@@ -327,6 +327,14 @@ impl Bucket {
         }
     }
 
+    /// A bucket another client just emptied.
+    fn drained(rate: f64) -> Self {
+        Bucket {
+            tokens: 0.0,
+            ..Bucket::new(rate)
+        }
+    }
+
     fn admit(&mut self) -> Option<Duration> {
         let now = Instant::now();
         if let Some((decided, until)) = self.refused {
@@ -361,7 +369,13 @@ struct Sim {
     /// Team `t`'s channels start `t` times this late (discovery lists one team after the
     /// other and the crawl starts each team's channels as its list returns).
     stagger: Duration,
+    /// Graph's 1/s per channel as well, its buckets empty at the start (the run follows
+    /// another one that just read the same channels).
+    channels_drained: bool,
 }
+
+/// Bucket keys of the per-channel limits, apart from those `limit` gives.
+const CHANNEL_KEYS: usize = 1 << 20;
 
 /// Graph's latency, half before the limit decides and half after.
 const LATENCY: Duration = Duration::from_millis(50);
@@ -380,6 +394,7 @@ impl Sim {
                 let (l, graph, throttled) = (l.clone(), graph.clone(), throttled.clone());
                 let (pages, limit, retry_after) = (self.pages, self.limit, self.retry_after);
                 let late = self.stagger * team as u32;
+                let drained = self.channels_drained;
                 tasks.push(tokio::spawn(async move {
                     tokio::time::sleep(late).await;
                     let (team_name, name) = (format!("t{team}"), format!("t{team}c{c}"));
@@ -389,12 +404,22 @@ impl Sim {
                             let slot = l.acquire(scope).await;
                             tokio::time::sleep(LATENCY / 2).await;
                             let (key, rate) = limit(team);
-                            let refused = graph
-                                .lock()
-                                .unwrap()
-                                .entry(key)
-                                .or_insert_with(|| Bucket::new(rate))
-                                .admit();
+                            let refused = {
+                                let mut graph = graph.lock().unwrap();
+                                let own = drained.then(|| {
+                                    graph
+                                        .entry(CHANNEL_KEYS + team * 1000 + c)
+                                        .or_insert_with(|| Bucket::drained(1.0))
+                                        .admit()
+                                });
+                                match own.flatten() {
+                                    Some(wait) => Some(wait),
+                                    None => graph
+                                        .entry(key)
+                                        .or_insert_with(|| Bucket::new(rate))
+                                        .admit(),
+                                }
+                            };
                             tokio::time::sleep(LATENCY / 2).await;
                             drop(slot);
                             let Some(wait) = refused else {
@@ -439,6 +464,7 @@ async fn at_graphs_documented_limits_the_crawl_runs_at_the_configured_rate() {
         limit: |_| (0, 20.0),
         retry_after: true,
         stagger: Duration::ZERO,
+        channels_drained: false,
     };
     let (took, throttled) = sim.run().await;
     let share = 320.0 / 15.0 / took.as_secs_f64();
@@ -456,9 +482,30 @@ async fn a_per_team_limit_is_learned_and_filled() {
         limit: |team| (team, 4.0),
         retry_after: true,
         stagger: Duration::ZERO,
+        channels_drained: false,
     };
     let share = sim.share_of(12.0).await;
     assert!(share > 0.9, "{share}");
+}
+
+/// A run right after another one: every channel's first request meets Graph's per-channel
+/// limit, which the earlier run used up. Those 429s say nothing about a limit of the team
+/// or the tenant: nothing is cut for them (0.14 of the rate when they cut one team to 1/s).
+/// Each still fences the tenant for its `Retry-After` (it could be the tenant's), which is
+/// what keeps this under the configured rate: 20 fences of up to a second at the start.
+#[tokio::test(start_paused = true)]
+async fn a_run_right_after_another_is_not_slowed_by_its_channels_first_429s() {
+    let sim = Sim {
+        teams: 2,
+        channels: 10,
+        pages: 40,
+        limit: |_| (0, 20.0),
+        retry_after: true,
+        stagger: Duration::from_millis(100),
+        channels_drained: true,
+    };
+    let share = sim.share_of(15.0).await;
+    assert!(share > 0.65, "{share}");
 }
 
 /// The same limit while the teams' channel lists still come in: the first team's channels
@@ -473,6 +520,7 @@ async fn a_per_team_limit_is_learned_while_teams_are_still_listed() {
         limit: |team| (team, 4.0),
         retry_after: true,
         stagger: Duration::from_secs(1),
+        channels_drained: false,
     };
     let share = sim.share_of(12.0).await;
     assert!(share > 0.9, "{share}");
@@ -488,6 +536,7 @@ async fn a_per_user_limit_is_learned() {
         limit: |_| (0, 1.0),
         retry_after: true,
         stagger: Duration::ZERO,
+        channels_drained: false,
     };
     let share = sim.share_of(1.0).await;
     assert!(share > 0.85, "{share}");
@@ -503,6 +552,7 @@ async fn a_tenant_limit_without_retry_after_is_learned() {
         limit: |_| (0, 5.0),
         retry_after: false,
         stagger: Duration::ZERO,
+        channels_drained: false,
     };
     let share = sim.share_of(5.0).await;
     assert!(share > 0.85, "{share}");
