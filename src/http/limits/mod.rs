@@ -344,8 +344,7 @@ impl Limiter {
             .get(channel)
             .is_some_and(|p| p.departures == 1);
         let rate = if first {
-            let team_rate = state.team_pacers.get(team).map(|p| p.rate);
-            team_rate.unwrap_or(state.messages.rate)
+            state.team_rate(team)
         } else {
             state.learn(team, now)
         };
@@ -531,6 +530,12 @@ impl State {
         }
     }
 
+    /// The rate `team`'s requests go at: its own pacer's, else the tenant's.
+    fn team_rate(&self, team: &str) -> f64 {
+        let paced = self.team_pacers.get(team).map(|p| p.rate);
+        paced.unwrap_or(self.messages.rate)
+    }
+
     /// Lays a 429 of `team` at the door of the scope it most likely hit and cuts that
     /// scope's rate; returns the rate that now applies to the team's requests.
     fn learn(&mut self, team: &str, now: Instant) -> f64 {
@@ -589,8 +594,7 @@ impl State {
             return rate;
         }
         if !earlier_of_team {
-            let paced = self.team_pacers.get(team).map(|p| p.rate);
-            return paced.unwrap_or(self.messages.rate);
+            return self.team_rate(team);
         }
         let history = self.team_seen.get(team).cloned().unwrap_or_default();
         let throttled = self
