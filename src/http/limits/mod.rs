@@ -28,7 +28,13 @@
 //!   clean when the rate had crept past it: the tenant when 429s come from several teams
 //!   together (or only one team is busy), else that team, which then gets a pacer of its
 //!   own — dropped again when 429s go on while the team is paced under what Graph
-//!   accepted of it. After a quiet hold, rates creep back up ([`pacer`]).
+//!   accepted of it. The other way round too: 429s that go on while the tenant is paced
+//!   under what Graph accepted of it in all come from the teams' limits (a pace of the
+//!   whole tenant hands its slots to whichever channels are ready, so one team may still
+//!   get more than its share): from then on each 429 cuts its team's pacer, and the
+//!   tenant's rate creeps back up at once. That is how teams whose lists came in one after
+//!   the other, so that their 429s first looked like the tenant's, still each get their
+//!   own limit. After a quiet hold, rates creep back up ([`pacer`]).
 
 mod pacer;
 
@@ -177,6 +183,10 @@ struct State {
     recent: VecDeque<(Instant, String)>,
     /// The earliest turn the next throttled request can be given.
     retry_next: Instant,
+    /// A 429 came while the tenant was paced under what Graph had accepted of it: the
+    /// binding limits are the teams', and 429s go to the teams' pacers (until one of those
+    /// proves a guess in turn).
+    per_team: bool,
     /// Requests waiting for a slot of each budget ([`kind`]), first in line first, with
     /// the requests their channel is expected to need still.
     queues: [VecDeque<(u32, u64)>; 3],
@@ -209,6 +219,7 @@ impl Limiter {
                 channels: HashMap::new(),
                 recent: VecDeque::new(),
                 retry_next: now,
+                per_team: false,
                 queues: Default::default(),
                 last_id: 0,
             }),
@@ -575,8 +586,23 @@ impl State {
         if let Some(p) = self.team_pacers.get_mut(team) {
             p.answered_429(now);
         }
-        let team_limit = !other_team_429
-            && (other_team_busy || self.team_pacers.contains_key(team))
+        // Likewise a tenant paced under what Graph accepted of it when it was last cut: the
+        // 429 comes from a narrower limit, a team's, which a pace of the whole tenant cannot
+        // keep (its slots go to whichever channels are ready, not evenly to the teams).
+        let tenant_guess_wrong = self.messages.under_learned_limit()
+            && !self.messages.cut_within(now, Duration::from_secs(1));
+        if tenant_guess_wrong {
+            self.messages.release();
+            self.per_team = true;
+        }
+        if dropped_guess {
+            self.per_team = false;
+        }
+        // A team with a pacer of its own answers for its 429s itself, other teams' 429s
+        // around it or not (each may be at its own limit); `dropped_guess` says when not.
+        let team_limit = (self.per_team
+            || self.team_pacers.contains_key(team)
+            || !other_team_429 && other_team_busy)
             && !dropped_guess;
         if !team_limit {
             // A lone 429 is arrival jitter or a limit we cannot place: its fence is enough.

@@ -143,7 +143,14 @@ impl Pacer {
         p.accepted = accepted;
         p.throttled = throttled;
         p.fenced = self.fenced.clone();
-        p.first_answer = Some(self.first_answer.unwrap_or(now));
+        // Counted from the scope's own first answer: a team whose channels started late
+        // had less time to be accepted in than the tenant.
+        let own_first = [p.accepted.front(), p.throttled.front()]
+            .into_iter()
+            .flatten()
+            .min()
+            .copied();
+        p.first_answer = Some(own_first.or(self.first_answer).unwrap_or(now));
         p.prune(now);
         let sent = (p.accepted.len() + p.throttled.len()) as f64;
         p.rate = (sent / p.open_secs(now)).clamp(FLOOR, self.rate);
@@ -274,6 +281,11 @@ impl Pacer {
         {
             self.fenced.pop_front();
         }
+    }
+
+    /// The last cut was a guess shown wrong: the rate may creep back up from now on.
+    pub fn release(&mut self) {
+        self.cut_at = None;
     }
 
     /// Whether this scope is paced under what Graph accepted of it when it was last cut:

@@ -505,7 +505,6 @@ async fn a_run_right_after_another_is_not_slowed_by_its_channels_first_429s() {
 /// The same limit while the teams' channel lists still come in: the first team's channels
 /// run alone for a while, and their 429s are that team's, not the tenant's.
 #[tokio::test(start_paused = true)]
-#[ignore = "known shortfall (issue 11, bench case f at 46 %): with discovery pipelined the first team's 429s are read as the tenant's; this reproduces it (0.44 of the limit)"]
 async fn a_per_team_limit_is_learned_while_teams_are_still_listed() {
     let sim = Sim {
         stagger: Duration::from_secs(1),
@@ -550,4 +549,28 @@ async fn team_and_directory_requests_go_on_the_real_clock() {
     };
     let done = tokio::time::timeout(Duration::from_secs(10), run).await;
     assert!(done.is_ok(), "acquire never returned");
+}
+
+/// 1/s for the signed-in user while the teams' lists still come in: the first team's 429s
+/// are not its own limit, and the teams' pacers that guessed so give way to the tenant's.
+#[tokio::test(start_paused = true)]
+async fn a_per_user_limit_is_learned_while_teams_are_still_listed() {
+    let sim = Sim {
+        stagger: Duration::from_secs(1),
+        ..Sim::new(2, 6, 12, |_| (0, 1.0))
+    };
+    let share = sim.share_of(1.0).await;
+    assert!(share > 0.85, "{share}");
+}
+
+/// 5/s for the tenant without `Retry-After`, three teams listed one after the other.
+#[tokio::test(start_paused = true)]
+async fn a_tenant_limit_is_learned_while_teams_are_still_listed() {
+    let sim = Sim {
+        stagger: Duration::from_secs(1),
+        retry_after: false,
+        ..Sim::new(3, 10, 20, |_| (0, 5.0))
+    };
+    let share = sim.share_of(5.0).await;
+    assert!(share > 0.85, "{share}");
 }
