@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::models::ErrorEnvelope;
+use super::places::{Place, Places};
 use super::Endpoints;
 use crate::auth::TokenSource;
 use crate::exit::Fatal;
@@ -77,14 +78,14 @@ pub struct Graph {
     big_bodies: BigBodies,
     /// Pages in memory at once, from the request until they are processed (see
     /// [`Graph::get_page`]).
-    pages: Arc<Semaphore>,
+    pages: Arc<Places>,
     shutdown: Shutdown,
 }
 
 /// A page's hold on memory: kept by the caller until the page is processed (its documents
 /// handed to the ingest), then dropped.
 pub struct PageHold {
-    _page: OwnedSemaphorePermit,
+    _page: Place,
     _big: Option<OwnedSemaphorePermit>,
 }
 
@@ -118,9 +119,7 @@ impl Graph {
             max_retries: limits.max_retries,
             max_response_size: limits.max_response_size,
             big_bodies: BigBodies::new(Semaphore::new(BIG_BODIES)),
-            pages: Arc::new(Semaphore::new(
-                limits.concurrency.max(1).saturating_mul(PAGES_PER_REQUEST),
-            )),
+            pages: Places::new(limits.concurrency.max(1).saturating_mul(PAGES_PER_REQUEST)),
             shutdown,
         }
     }
@@ -164,7 +163,11 @@ impl Graph {
             .run(paced)
             .await
             .map_err(|_| GraphError::Cancelled)?;
-        let page = self.page_place().await?;
+        let left = match scope {
+            Scope::Channel { left, .. } => left,
+            _ => 0,
+        };
+        let page = self.page_place(left).await?;
         let (value, big) = self.fetch(url, scope, true).await?;
         Ok((
             value,
@@ -176,13 +179,13 @@ impl Graph {
     }
 
     /// A place for a page's worth of documents in memory (one of `2 × concurrency`), for
-    /// what a channel still sends once its last page is processed.
-    pub async fn page_place(&self) -> Result<OwnedSemaphorePermit, GraphError> {
+    /// what a channel still sends once its last page is processed. Waiters with more
+    /// requests `left` go first, as in the tenant queue ([`places`](super::places)).
+    pub async fn page_place(&self, left: u32) -> Result<Place, GraphError> {
         self.shutdown
-            .run(self.pages.clone().acquire_owned())
+            .run(self.pages.acquire(left))
             .await
             .map_err(|_| GraphError::Cancelled)
-            .map(|p| p.expect("the page semaphore is never closed"))
     }
 
     async fn fetch<T: DeserializeOwned>(

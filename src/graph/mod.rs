@@ -3,6 +3,7 @@
 
 mod client;
 pub mod models;
+mod places;
 pub mod time;
 
 pub use client::{describe_json_error, Graph, GraphError, PageHold};

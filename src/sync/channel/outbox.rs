@@ -173,7 +173,8 @@ impl ChannelCrawl<'_> {
             // What is left of the last page waits for the ingest in a page's place, so
             // the documents waiting for it stay bounded by `concurrency`.
             let graph = &self.crawl.services.graph;
-            let _place = graph.page_place().await.map_err(Stop::Graph)?;
+            // Ahead of every page still to be fetched: this one frees memory.
+            let _place = graph.page_place(u32::MAX).await.map_err(Stop::Graph)?;
             self.flush().await?;
         }
         if self.crawl.services.output.is_dry_run() {
