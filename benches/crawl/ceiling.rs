@@ -1,9 +1,11 @@
-//! The fastest a run could have been: every limit in force — the emulator's (from
-//! `/_emulator/stats`: the limits and the requests its busiest tenant, team, channel and
-//! user instance admitted) and the connector's own configured rates — allows a scope's `n`
-//! requests in no less than `(n - burst) / rate`; the binding one, plus one answer's
-//! latency, is the minimum. The connector's own rates count because the target is
-//! a share of min(configured rate, Graph's ceiling).
+//! The fastest a run could have been at the binding rate: every limit in force — the
+//! emulator's (from `/_emulator/stats`: the limits and the requests its busiest tenant,
+//! team, channel and user instance admitted) and the connector's own configured rates —
+//! takes a scope's `n` requests at `n / rate`; the binding one, plus one answer's latency,
+//! is the minimum. The connector's own rates count because the target is a share
+//! of min(configured rate, Graph's ceiling), and the share is of the *rate*, as in the
+//! issue's own figures (1 607 requests at 20/s: "minimum 80 s"): a bucket's burst is not
+//! taken off `n` (it would make a 15-second run look 6 % slower than the rate it kept).
 //!
 //! The requests counted are the ones the emulator answered, so a client that asks more than
 //! it needs is judged against its own extra work: the table's request column shows it.
@@ -20,9 +22,9 @@ pub struct Minimum {
     pub bound_by: String,
 }
 
-/// One scope's floor: `n` requests through a bucket of `rate` per second holding `burst`.
-fn floor(n: u64, rate: f64, burst: f64) -> f64 {
-    (n as f64 - burst).max(0.0) / rate
+/// One scope's floor: `n` requests at `rate` per second.
+fn floor(n: u64, rate: f64) -> f64 {
+    n as f64 / rate
 }
 
 fn rps(rate: f64) -> String {
@@ -55,31 +57,24 @@ pub fn minimum(stats: &Value, conn: Effective, latency: Duration) -> Option<Mini
         let Some(rate) = limits[format!("{scope}_rps")].as_f64().filter(|r| *r > 0.0) else {
             continue;
         };
-        let burst = limits[format!("{scope}_burst")]
-            .as_f64()
-            .unwrap_or(rate)
-            .max(1.0);
         let routes = limits[format!("{scope}_routes")]
             .as_str()
             .map(|r| format!(", {r}"));
         floors.push((
-            floor(num(busiest, scope), rate, burst),
+            floor(num(busiest, scope), rate),
             format!("{scope} {}{}", rps(rate), routes.unwrap_or_default()),
         ));
     }
-    // The connector's own rates; it is assumed to burst one second's worth like Graph.
+    // The connector's own rates.
     if let Some(rate) = conn.requests_per_second.filter(|r| *r > 0.0) {
         let n = message_requests_admitted(stats);
-        floors.push((
-            floor(n, rate, rate.max(1.0)),
-            format!("configured {}", rps(rate)),
-        ));
+        floors.push((floor(n, rate), format!("configured {}", rps(rate))));
     }
     if let Some(rate) = conn.per_channel_requests_per_second.filter(|r| *r > 0.0) {
         // Counted only while the emulator limits something (its busiest channel).
         let n = num(busiest, "channel");
         floors.push((
-            floor(n, rate, 1.0),
+            floor(n, rate),
             format!("configured {} per channel", rps(rate)),
         ));
     }

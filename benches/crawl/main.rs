@@ -40,6 +40,9 @@ use crate::emu::Emu;
 use crate::measure::Rss;
 use crate::table::Row;
 
+/// The pause between two steps of a case.
+const BETWEEN_STEPS: Duration = Duration::from_secs(2);
+
 struct Bench {
     bin: PathBuf,
     scale: f64,
@@ -92,7 +95,13 @@ fn run_case(b: &Bench, case: &Case) -> Vec<Row> {
     let conn = Connector::new(&b.bin, &emu, dir.path(), &case.config);
     let effective = conn.effective();
     let mut rows = Vec::new();
-    for step in &case.steps {
+    for (i, step) in case.steps.iter().enumerate() {
+        if i > 0 {
+            // Steps are separate runs, as scheduled runs are hours apart: Graph's
+            // per-channel budgets refill between them. Back to back, every channel's first
+            // request of the next step would meet the 1/s the last step just used up.
+            std::thread::sleep(BETWEEN_STEPS);
+        }
         emu.reset();
         let m = conn.step(*step, dir.path(), b.timeout);
         let stats = emu.stats();
