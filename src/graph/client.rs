@@ -82,9 +82,32 @@ pub struct Graph {
     shutdown: Shutdown,
 }
 
-/// A page's hold on memory: kept by the caller until the page is processed (its documents
+/// A successful answer's body, not decoded yet, with its page's hold on memory (for
+/// [`Graph::get_page`]): kept by the caller until the page is processed (its documents
 /// handed to the ingest), then dropped.
-pub struct PageHold {
+pub struct RawPage {
+    status: u16,
+    path: String,
+    bytes: Vec<u8>,
+    big: Option<OwnedSemaphorePermit>,
+    _hold: Option<PageHold>,
+}
+
+impl RawPage {
+    /// The body as `T`, whose strings may borrow from it; a body that is not `T` is
+    /// [`GraphError::Invalid`], naming the path and what is wrong, never the content.
+    pub fn decode<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, GraphError> {
+        serde_json::from_slice(&self.bytes).map_err(|e| GraphError::Invalid {
+            status: self.status,
+            path: self.path.clone(),
+            detail: describe_json_error(&e),
+            bytes: self.bytes.len(),
+        })
+    }
+}
+
+/// A page's place in memory and, for a body past 4 MB, its big-body permit.
+struct PageHold {
     _page: Place,
     _big: Option<OwnedSemaphorePermit>,
 }
@@ -146,18 +169,17 @@ impl Graph {
     }
 
     /// [`Graph::get`] for a page the caller processes before it asks for the next one,
-    /// with its [`PageHold`], to be dropped once the page is processed.
+    /// holding its place in memory until the caller drops it, once the page is processed.
     ///
     /// What a run holds in memory is bounded by pages, not by channels: at most
     /// `2 × concurrency` pages are in memory at once (a channel waits for its own rate
     /// first, holding nothing, then for a page's place), and a body past 4 MB also waits
     /// for one of the few big-body permits. However many channels are in flight and
     /// however slow the ingest, the pages waiting for it are that many.
-    pub async fn get_page<T: DeserializeOwned>(
-        &self,
-        url: &str,
-        scope: Scope<'_>,
-    ) -> Result<(T, PageHold), GraphError> {
+    ///
+    /// The page comes back undecoded: the caller decodes it ([`RawPage::decode`]) into
+    /// messages that borrow their text from the body instead of copying every field.
+    pub async fn get_page(&self, url: &str, scope: Scope<'_>) -> Result<RawPage, GraphError> {
         let paced = self.limiter.own_pace(scope);
         self.shutdown
             .run(paced)
@@ -168,14 +190,17 @@ impl Graph {
             _ => 0,
         };
         let page = self.page_place(left).await?;
-        let (value, big) = self.fetch(url, scope, true).await?;
-        Ok((
-            value,
-            PageHold {
-                _page: page,
-                _big: big,
-            },
-        ))
+        let mut raw = self.fetch_raw(url, scope, true).await?;
+        raw._hold = Some(PageHold {
+            _page: page,
+            _big: raw.big.take(),
+        });
+        Ok(raw)
+    }
+
+    /// [`Graph::get`] undecoded, for a body whose decoded values borrow from it.
+    pub async fn get_raw(&self, url: &str, scope: Scope<'_>) -> Result<RawPage, GraphError> {
+        self.fetch_raw(url, scope, false).await
     }
 
     /// A place for a page's worth of documents in memory (one of `2 × concurrency`), for
@@ -194,6 +219,17 @@ impl Graph {
         scope: Scope<'_>,
         big: bool,
     ) -> Result<(T, Option<OwnedSemaphorePermit>), GraphError> {
+        let mut raw = self.fetch_raw(url, scope, big).await?;
+        let value = raw.decode()?;
+        Ok((value, raw.big.take()))
+    }
+
+    async fn fetch_raw(
+        &self,
+        url: &str,
+        scope: Scope<'_>,
+        big: bool,
+    ) -> Result<RawPage, GraphError> {
         if !self.endpoints.owns(url) {
             return Err(GraphError::Refused(format!(
                 "refusing to follow a link to another host than [microsoft] graph_url: {}",
@@ -215,13 +251,13 @@ impl Graph {
                 Stopped::Exhausted { attempts, last } => GraphError::Unavailable { attempts, last },
                 Stopped::Cancelled => GraphError::Cancelled,
             })?;
-        let value = serde_json::from_slice(&body.read.bytes).map_err(|e| GraphError::Invalid {
+        Ok(RawPage {
             status: body.status,
             path: path_of(url),
-            detail: describe_json_error(&e),
-            bytes: body.read.bytes.len(),
-        })?;
-        Ok((value, body.read.big))
+            bytes: body.read.bytes,
+            big: body.read.big,
+            _hold: None,
+        })
     }
 
     /// One attempt: token, limits, the request, the answer classified. A 401 refreshes the

@@ -6,7 +6,7 @@ pub mod models;
 mod places;
 pub mod time;
 
-pub use client::{describe_json_error, Graph, GraphError, PageHold};
+pub use client::{describe_json_error, Graph, GraphError, RawPage};
 
 use std::collections::HashSet;
 

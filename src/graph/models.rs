@@ -5,6 +5,8 @@
 //! `body.content` on deleted messages). Unknown fields are ignored; unknown enum values
 //! stay strings, so `unknownFutureValue` is skipped, not a parse error.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 /// One page of a collection: `value` plus the continuation links.
@@ -53,24 +55,51 @@ pub struct Channel {
     pub membership_type: Option<String>,
 }
 
+/// A string of a page: borrowed from the body where JSON needed no unescaping. (An
+/// `Option<Cow<str>>` field would always copy: serde borrows only a `Cow` it is handed
+/// directly.)
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A message of a page. Its strings borrow from the page's body where JSON needed no
+/// unescaping (most ids, dates and types, and bodies without quotes), so a page costs few
+/// allocations beyond the body it came in.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ChatMessage {
-    pub id: String,
-    pub reply_to_id: Option<String>,
-    pub message_type: Option<String>,
-    pub created_date_time: Option<String>,
-    pub last_modified_date_time: Option<String>,
-    pub last_edited_date_time: Option<String>,
-    pub deleted_date_time: Option<String>,
-    pub from: Option<From>,
-    pub body: Option<Body>,
-    #[serde(default)]
-    pub mentions: Vec<Mention>,
-    #[serde(default)]
-    pub attachments: Vec<Attachment>,
-    #[serde(default)]
-    pub replies: Vec<ChatMessage>,
+pub struct ChatMessage<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub reply_to_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub message_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub created_date_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub last_modified_date_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub last_edited_date_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub deleted_date_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub from: Option<From<'a>>,
+    #[serde(borrow)]
+    pub body: Option<Body<'a>>,
+    #[serde(default, borrow)]
+    pub mentions: Vec<Mention<'a>>,
+    #[serde(default, borrow)]
+    pub attachments: Vec<Attachment<'a>>,
+    #[serde(default, borrow)]
+    pub replies: Vec<ChatMessage<'a>>,
     #[serde(rename = "replies@odata.nextLink")]
     pub replies_next_link: Option<String>,
     /// How many replies the root has; more than came inline without a nextLink means
@@ -79,7 +108,7 @@ pub struct ChatMessage {
     pub replies_count: Option<usize>,
 }
 
-impl ChatMessage {
+impl ChatMessage<'_> {
     /// `lastModifiedDateTime`; when Graph left it out (it serves some messages with
     /// `null`), the latest of `createdDateTime`, `lastEditedDateTime` and `deletedDateTime`,
     /// so an edit or a deletion still counts as a change.
@@ -109,34 +138,42 @@ impl ChatMessage {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct From {
-    pub user: Option<Identity>,
-    pub application: Option<Identity>,
-    pub device: Option<Identity>,
+pub struct From<'a> {
+    #[serde(borrow)]
+    pub user: Option<Identity<'a>>,
+    #[serde(borrow)]
+    pub application: Option<Identity<'a>>,
+    #[serde(borrow)]
+    pub device: Option<Identity<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Identity {
-    pub id: Option<String>,
-    pub user_identity_type: Option<String>,
+pub struct Identity<'a> {
+    #[serde(borrow)]
+    pub id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_identity_type: Option<Text<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Body {
-    pub content_type: Option<String>,
-    pub content: Option<String>,
+pub struct Body<'a> {
+    #[serde(borrow)]
+    pub content_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub content: Option<Text<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Mention {
+pub struct Mention<'a> {
     /// What `<at id="…">` in the body refers to (a number in Graph's answers).
     pub id: Option<serde_json::Value>,
-    pub mentioned: Option<Mentioned>,
+    #[serde(borrow)]
+    pub mentioned: Option<Mentioned<'a>>,
 }
 
-impl Mention {
+impl Mention<'_> {
     /// The `<at id>` this mention is written as, as text.
     pub fn tag_id(&self) -> Option<String> {
         match self.id.as_ref()? {
@@ -153,16 +190,20 @@ impl Mention {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Mentioned {
-    pub user: Option<Identity>,
+pub struct Mentioned<'a> {
+    #[serde(borrow)]
+    pub user: Option<Identity<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Attachment {
-    pub content_type: Option<String>,
-    pub content: Option<String>,
-    pub name: Option<String>,
+pub struct Attachment<'a> {
+    #[serde(borrow)]
+    pub content_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub content: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub name: Option<Text<'a>>,
 }
 
 /// Graph's error envelope: `{"error": {"code", "message", "innerError": {"code"}}}`.
@@ -211,15 +252,40 @@ mod tests {
             "channel-messages-list-beta-with-deleted-message.json",
             "channel-message-replies-list.json",
         ] {
+            let text = fixture(name);
             let page: Page<ChatMessage> =
-                serde_json::from_str(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!page.value.is_empty(), "{name}");
         }
-        let last: Page<ChatMessage> = serde_json::from_str(&fixture(
-            "channel-messages-delta-page3-final-deltalink.json",
-        ))
-        .unwrap();
+        let text = fixture("channel-messages-delta-page3-final-deltalink.json");
+        let last: Page<ChatMessage> = serde_json::from_str(&text).unwrap();
         assert!(last.delta_link.unwrap().contains("$deltatoken="));
+    }
+
+    /// A message's strings borrow from the page's body (no copy, no allocation) wherever
+    /// JSON needed no unescaping, optional ones and nested ones too; an escaped string is
+    /// its own, unescaped.
+    #[test]
+    fn message_strings_borrow_from_the_page_unless_escaped() {
+        let text = r#"{"value": [{"id": "1", "replyToId": "0", "messageType": "message",
+            "createdDateTime": "2024-01-01T00:00:00Z", "from": {"user": {"id": "u1"}},
+            "body": {"contentType": "html", "content": "<p>hi <at id=\"0\">Meg</at></p>"},
+            "attachments": [{"name": "plan.docx"}],
+            "replies": [{"id": "2", "body": {"content": "<p>plain</p>"}}]}]}"#;
+        let page: Page<ChatMessage> = serde_json::from_str(text).unwrap();
+        let msg = &page.value[0];
+        let borrowed = |t: &Option<Text>| matches!(t, Some(Text(Cow::Borrowed(_))));
+        assert!(matches!(msg.id, Cow::Borrowed("1")));
+        assert!(borrowed(&msg.reply_to_id));
+        assert!(borrowed(&msg.created_date_time));
+        let author = msg.from.as_ref().and_then(|f| f.user.as_ref()).unwrap();
+        assert!(borrowed(&author.id));
+        assert!(borrowed(&msg.attachments[0].name));
+        let reply = msg.replies[0].body.as_ref().unwrap();
+        assert!(borrowed(&reply.content));
+        let content = msg.body.as_ref().unwrap().content.as_ref().unwrap();
+        assert!(matches!(content.0, Cow::Owned(_)));
+        assert_eq!(&**content, r#"<p>hi <at id="0">Meg</at></p>"#);
     }
 
     #[test]

@@ -143,7 +143,10 @@ impl Transformer {
             id,
             author.to_string(),
             mentions,
-            msg.created_date_time.clone().unwrap_or_default(),
+            msg.created_date_time
+                .as_deref()
+                .unwrap_or_default()
+                .to_owned(),
             content,
         ))
     }
@@ -252,8 +255,8 @@ mod tests {
         dir
     }
 
-    fn message(author: &str) -> ChatMessage {
-        serde_json::from_value(serde_json::json!({
+    fn message(author: &str) -> ChatMessage<'static> {
+        let json = serde_json::json!({
             "id": "1", "messageType": "message", "createdDateTime": "2024-01-01T00:00:00Z",
             "from": {"user": {"id": author}},
             "body": {"contentType": "html", "content": "<p><at id=\"0\">Meg</at> and <at id=\"1\">Alex Wilber</at>, Megan Bowen wrote the budget.</p>"},
@@ -261,8 +264,9 @@ mod tests {
                 {"id": 0, "mentioned": {"user": {"id": OUT}}},
                 {"id": 1, "mentioned": {"user": {"id": KEPT}}}
             ]
-        }))
-        .unwrap()
+        });
+        // The message borrows from its text, as from a page's body.
+        serde_json::from_str(Box::leak(json.to_string().into_boxed_str())).unwrap()
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use chrono::Utc;
 
 use super::{ChannelCrawl, Pass, Range, Stop};
+use crate::graph::models::{ChatMessage, Page};
 use crate::graph::Links;
 use crate::state::BackfillProgress;
 
@@ -26,7 +27,10 @@ impl ChannelCrawl<'_> {
         let mut links = next.as_deref().map(Links::starting_at);
         while let Some(url) = next {
             self.check_stop()?;
-            let (page, _hold) = self.get_page(&url).await?;
+            // `raw` (the page's body and its place in memory) is kept until the page is
+            // processed: the messages borrow from it.
+            let raw = self.get_page(&url).await?;
+            let page: Page<ChatMessage> = raw.decode().map_err(Stop::Graph)?;
             let mut reached_since = false;
             for root in page.value {
                 // Newest first: once a root was last touched before `since`, everything

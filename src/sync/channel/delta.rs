@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{ChannelCrawl, Pass, Stop};
-use crate::graph::models::Page;
+use crate::graph::models::{ChatMessage, Page};
 use crate::graph::{time, GraphError, Links};
 
 /// Overlap when restarting from a sync time, for clock skew between Graph's replicas.
@@ -104,8 +104,9 @@ impl ChannelCrawl<'_> {
         loop {
             self.check_stop()?;
             self.ledger.begin(&url);
-            // `_hold` (the page's place in memory) is kept until the page is processed.
-            let (page, _hold) = match self.get_page(&url).await {
+            // `raw` (the page's body and its place in memory) is kept until the page is
+            // processed: the messages borrow from it.
+            let raw = match self.get_page(&url).await {
                 Ok(fetched) => fetched,
                 Err(Stop::Graph(e)) if is_expired_cursor(&e) => match origin {
                     Origin::InProgress | Origin::Delta => {
@@ -123,6 +124,7 @@ impl ChannelCrawl<'_> {
                 },
                 Err(stop) => return Err(stop),
             };
+            let page: Page<ChatMessage> = raw.decode().map_err(Stop::Graph)?;
             let Page {
                 value,
                 next_link,

@@ -13,7 +13,7 @@
 use chrono::Utc;
 
 use super::{ChannelCrawl, Pass, Range, Stop};
-use crate::graph::models::ChatMessage;
+use crate::graph::models::{ChatMessage, Page};
 use crate::graph::Links;
 use crate::state::ForgetProgress;
 use crate::transform::{Directory, Document, Op, Outcome, People, Place, Skip};
@@ -40,7 +40,10 @@ impl ChannelCrawl<'_> {
         let mut links = next.as_deref().map(Links::starting_at);
         while let Some(url) = next {
             self.check_stop()?;
-            let (page, _hold) = self.get_page(&url).await?;
+            // `raw` (the page's body and its place in memory) is kept until the page is
+            // processed: the messages borrow from it.
+            let raw = self.get_page(&url).await?;
+            let page: Page<ChatMessage> = raw.decode().map_err(Stop::Graph)?;
             for root in &page.value {
                 self.root(root, Pass::Forget).await?;
             }

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use super::crawl::{Crawl, Mode};
 use super::report::{ChannelCounts, Ending, Failure, FailureKind};
 use crate::graph::models::{ChatMessage, Page};
-use crate::graph::{GraphError, PageHold};
+use crate::graph::{GraphError, RawPage};
 use crate::http::Scope;
 use crate::ingest::IngestError;
 use crate::state::{ChannelCursor, ChannelKey};
@@ -200,14 +200,14 @@ pub async fn crawl(crawl: &Crawl, place: &ChannelKey, expected: u32) -> ChannelR
 }
 
 impl<'a> ChannelCrawl<'a> {
-    /// GETs `url` on this channel's rate budget.
-    async fn get<T: serde::de::DeserializeOwned>(&mut self, url: &str) -> Result<T, Stop> {
+    /// GETs `url` on this channel's rate budget, undecoded ([`RawPage::decode`]).
+    async fn get_raw(&mut self, url: &str) -> Result<RawPage, Stop> {
         self.requests += 1;
         let scope = self.scope();
         self.crawl
             .services
             .graph
-            .get(url, scope)
+            .get_raw(url, scope)
             .await
             .map_err(Stop::Graph)
     }
@@ -222,9 +222,9 @@ impl<'a> ChannelCrawl<'a> {
         }
     }
 
-    /// A page of this channel (delta, list) with its hold on memory: the caller keeps it
-    /// until the page is processed.
-    async fn get_page(&mut self, url: &str) -> Result<(Page<ChatMessage>, PageHold), Stop> {
+    /// A page of this channel (delta, list), undecoded, with its hold on memory: the caller
+    /// decodes it ([`RawPage::decode`]) and keeps it until the page is processed.
+    async fn get_page(&mut self, url: &str) -> Result<RawPage, Stop> {
         self.requests += 1;
         let scope = self.scope();
         self.crawl
@@ -248,7 +248,7 @@ impl<'a> ChannelCrawl<'a> {
     }
 
     /// A root and its replies, as delta or the backfill shows them.
-    async fn root(&mut self, root: &ChatMessage, pass: Pass) -> Result<(), Stop> {
+    async fn root(&mut self, root: &ChatMessage<'_>, pass: Pass) -> Result<(), Stop> {
         let dir = self.directory().await?;
         self.message(root, &root.id, pass, dir);
         if !self.crawl.plan.include_replies {
@@ -277,7 +277,7 @@ impl<'a> ChannelCrawl<'a> {
     /// The replies of `root`: inline ones, then `replies@odata.nextLink` pages. Graph has
     /// been seen to stop the inline replies at 1 000 without a nextLink: when
     /// `replies@odata.count` says there are more, the reply list is paged here.
-    async fn replies(&mut self, root: &ChatMessage, pass: Pass) -> Result<(), Stop> {
+    async fn replies(&mut self, root: &ChatMessage<'_>, pass: Pass) -> Result<(), Stop> {
         let dir = self.directory().await?;
         for reply in &root.replies {
             self.message(reply, &root.id, pass, dir);
@@ -288,14 +288,15 @@ impl<'a> ChannelCrawl<'a> {
         if next.is_none() && missing {
             let e = &self.crawl.services.graph.endpoints;
             next = Some(e.replies(&self.place.team, &self.place.channel, &root.id));
-            inline = Some(root.replies.iter().map(|r| r.id.as_str()).collect());
+            inline = Some(root.replies.iter().map(|r| &*r.id).collect());
         }
         while let Some(url) = next {
-            let page: Page<ChatMessage> = self.get(&url).await?;
+            let raw = self.get_raw(&url).await?;
+            let page: Page<ChatMessage> = raw.decode().map_err(Stop::Graph)?;
             for reply in &page.value {
                 if !inline
                     .as_ref()
-                    .is_some_and(|seen| seen.contains(reply.id.as_str()))
+                    .is_some_and(|seen| seen.contains(&*reply.id))
                 {
                     self.message(reply, &root.id, pass, dir);
                 }
@@ -306,11 +307,11 @@ impl<'a> ChannelCrawl<'a> {
     }
 
     /// Decides one message of `thread` and queues its document, if it gets one.
-    fn message(&mut self, msg: &ChatMessage, thread: &str, pass: Pass, directory: &Directory) {
+    fn message(&mut self, msg: &ChatMessage<'_>, thread: &str, pass: Pass, directory: &Directory) {
         if let (Pass::Forget, Mode::Forget { range, .. }) = (pass, self.crawl.plan.mode) {
             return self.forget_message(msg, thread, range, directory);
         }
-        let reply_key = (msg.id != thread).then(|| (thread.to_owned(), msg.id.clone()));
+        let reply_key = (msg.id != thread).then(|| (thread.to_owned(), msg.id.to_string()));
         let handled = |k: &(String, String)| self.handled_replies.contains(k);
         if pass == Pass::Sweep && reply_key.as_ref().is_some_and(handled) {
             return;

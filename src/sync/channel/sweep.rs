@@ -7,6 +7,7 @@
 use chrono::Utc;
 
 use super::{ChannelCrawl, Pass, Stop};
+use crate::graph::models::{ChatMessage, Page};
 use crate::graph::Links;
 
 impl ChannelCrawl<'_> {
@@ -25,7 +26,10 @@ impl ChannelCrawl<'_> {
         let mut next = Some(first);
         while let Some(url) = next {
             self.check_stop()?;
-            let (page, _hold) = self.get_page(&url).await?;
+            // `raw` (the page's body and its place in memory) is kept until the page is
+            // processed: the messages borrow from it.
+            let raw = self.get_page(&url).await?;
+            let page: Page<ChatMessage> = raw.decode().map_err(Stop::Graph)?;
             self.counts.sweep_pages += 1;
             for root in page.value {
                 // Newest first (by creation or by modification): once a root was last
