@@ -187,6 +187,8 @@ struct State {
     /// binding limits are the teams', and 429s go to the teams' pacers (until one of those
     /// proves a guess in turn).
     per_team: bool,
+    /// A team pacer met 429s under what Graph had accepted of it while `per_team` held.
+    per_team_refuted: bool,
     /// Requests waiting for a slot of each budget ([`kind`]), first in line first, with
     /// the requests their channel is expected to need still.
     queues: [VecDeque<(u32, u64)>; 3],
@@ -220,6 +222,7 @@ impl Limiter {
                 recent: VecDeque::new(),
                 retry_next: now,
                 per_team: false,
+                per_team_refuted: false,
                 queues: Default::default(),
                 last_id: 0,
             }),
@@ -591,12 +594,15 @@ impl State {
         // keep (its slots go to whichever channels are ready, not evenly to the teams).
         let tenant_guess_wrong = self.messages.under_learned_limit()
             && !self.messages.cut_within(now, Duration::from_secs(1));
-        if tenant_guess_wrong {
+        if tenant_guess_wrong && !self.per_team_refuted {
             self.messages.release();
             self.per_team = true;
         }
-        if dropped_guess {
+        if dropped_guess && self.per_team {
+            // The teams' limits were a guess too: the tenant's it is, for the rest of the
+            // run (flipping between the two costs a burst of 429s each time).
             self.per_team = false;
+            self.per_team_refuted = true;
         }
         // A team with a pacer of its own answers for its 429s itself, other teams' 429s
         // around it or not (each may be at its own limit); `dropped_guess` says when not.
