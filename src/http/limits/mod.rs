@@ -77,6 +77,11 @@ const REPEATED: Duration = Duration::from_secs(5);
 /// unused over the last [`SPARE_OVER`].
 const SPARE: f64 = 0.1;
 const SPARE_OVER: Duration = Duration::from_secs(2);
+/// Two refutations of the teams' limits this close together settle it, as does a share of
+/// 429s this large among the tenant's answers this long after the teams took over.
+const REFUTED_WITHIN: Duration = Duration::from_secs(10);
+const PER_TEAM_TRIAL: Duration = Duration::from_secs(5);
+const STILL_THROTTLED: f64 = 0.3;
 /// How long a team's accepted answers are remembered.
 const TEAM_HISTORY: Duration = Duration::from_secs(5);
 
@@ -187,8 +192,13 @@ struct State {
     /// binding limits are the teams', and 429s go to the teams' pacers (until one of those
     /// proves a guess in turn).
     per_team: bool,
-    /// A team pacer met 429s under what Graph had accepted of it while `per_team` held.
+    /// Team pacers met 429s under what Graph had accepted of them twice within seconds
+    /// while `per_team` held: when (the last few).
+    refutations: VecDeque<Instant>,
+    /// ... and that settled it for the run.
     per_team_refuted: bool,
+    /// When `per_team` was taken up.
+    per_team_since: Instant,
     /// Requests waiting for a slot of each budget ([`kind`]), first in line first, with
     /// the requests their channel is expected to need still.
     queues: [VecDeque<(u32, u64)>; 3],
@@ -222,7 +232,9 @@ impl Limiter {
                 recent: VecDeque::new(),
                 retry_next: now,
                 per_team: false,
+                refutations: VecDeque::new(),
                 per_team_refuted: false,
+                per_team_since: now,
                 queues: Default::default(),
                 last_id: 0,
             }),
@@ -594,22 +606,45 @@ impl State {
         // keep (its slots go to whichever channels are ready, not evenly to the teams).
         let tenant_guess_wrong = self.messages.under_learned_limit()
             && !self.messages.cut_within(now, Duration::from_secs(1));
-        if tenant_guess_wrong && !self.per_team_refuted {
+        if tenant_guess_wrong && !self.per_team_refuted && !self.per_team {
             self.messages.release();
             self.per_team = true;
+            self.per_team_since = now;
         }
-        if dropped_guess && self.per_team {
-            // The teams' limits were a guess too: the tenant's it is, for the rest of the
-            // run (flipping between the two costs a burst of 429s each time).
-            self.per_team = false;
-            self.per_team_refuted = true;
+        if self.per_team {
+            // The teams' limits were a guess too. It is refuted by a team pacer meeting
+            // 429s under what Graph accepted of it, twice within seconds (once may be a
+            // channel's own limit), or by 429s that stay a large share of the answers
+            // seconds after the teams took over (a tenant's limit spread over many small
+            // teams, a 429 or two each, paces none of them). Then the tenant's it is, for
+            // the rest of the run (flipping between the two costs a burst of 429s each
+            // time), and the teams' pacers go with the guess.
+            if dropped_guess {
+                self.refutations
+                    .retain(|t| now.duration_since(*t) <= REFUTED_WITHIN);
+                self.refutations.push_back(now);
+            }
+            let still_throttled = now.duration_since(self.per_team_since) >= PER_TEAM_TRIAL
+                && self.messages.throttled_share(now) >= STILL_THROTTLED;
+            if self.refutations.len() >= 2 || still_throttled {
+                self.per_team = false;
+                self.per_team_refuted = true;
+                self.team_pacers.clear();
+            }
         }
-        // A team with a pacer of its own answers for its 429s itself, other teams' 429s
-        // around it or not (each may be at its own limit); `dropped_guess` says when not.
-        let team_limit = (self.per_team
-            || self.team_pacers.contains_key(team)
-            || !other_team_429 && other_team_busy)
-            && !dropped_guess;
+        // While the teams' limits are the reading, a team with a pacer of its own answers
+        // for its 429s itself, other teams' 429s around it or not (each may be at its own
+        // limit); `dropped_guess` says when not.
+        let team_limit = if self.per_team_refuted {
+            !other_team_429
+                && (other_team_busy || self.team_pacers.contains_key(team))
+                && !dropped_guess
+        } else {
+            (self.per_team
+                || self.team_pacers.contains_key(team)
+                || !other_team_429 && other_team_busy)
+                && !dropped_guess
+        };
         if !team_limit {
             // A lone 429 is arrival jitter or a limit we cannot place: its fence is enough.
             // One cut per burst of them.

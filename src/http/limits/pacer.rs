@@ -283,6 +283,18 @@ impl Pacer {
         }
     }
 
+    /// The share of 429s among this scope's answers over the last [`WINDOW`].
+    pub fn throttled_share(&self, now: Instant) -> f64 {
+        let recent = |times: &VecDeque<Instant>| {
+            times
+                .iter()
+                .filter(|t| now.duration_since(**t) < WINDOW)
+                .count() as f64
+        };
+        let (ok, no) = (recent(&self.accepted), recent(&self.throttled));
+        no / (ok + no).max(1.0)
+    }
+
     /// The last cut was a guess shown wrong: the rate may creep back up from now on.
     pub fn release(&mut self) {
         self.cut_at = None;

@@ -574,3 +574,31 @@ async fn a_tenant_limit_is_learned_while_teams_are_still_listed() {
     let share = sim.share_of(5.0).await;
     assert!(share > 0.85, "{share}");
 }
+
+/// 1/s for the signed-in user over 30 teams of one channel each, listed 300 ms apart: the
+/// user's limit spread over many teams, a 429 or two each. The teams' limits may be the
+/// first reading; it is refuted and the rate settles (899 429s for 900 requests when no
+/// team met two 429s close enough to get a pacer and the tenant's rate stayed released).
+#[tokio::test(start_paused = true)]
+async fn a_per_user_limit_over_many_small_teams_is_learned() {
+    let sim = Sim {
+        stagger: Duration::from_millis(300),
+        ..Sim::new(30, 1, 30, |_| (0, 1.0))
+    };
+    let (took, throttled) = sim.run().await;
+    let share = 900.0 / took.as_secs_f64();
+    println!("900 requests in {took:?} ({throttled} 429s): {share:.3} of the limit");
+    assert!(share > 0.85, "{share}");
+    assert!(throttled < 150, "{throttled} 429s");
+}
+
+/// 5/s for the tenant over 40 teams of one channel, listed 200 ms apart.
+#[tokio::test(start_paused = true)]
+async fn a_tenant_limit_over_many_small_teams_is_learned() {
+    let sim = Sim {
+        stagger: Duration::from_millis(200),
+        ..Sim::new(40, 1, 30, |_| (0, 5.0))
+    };
+    let share = sim.share_of(5.0).await;
+    assert!(share > 0.85, "{share}");
+}
