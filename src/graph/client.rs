@@ -104,10 +104,17 @@ impl RawPage {
             bytes: self.bytes.len(),
         })
     }
+
+    /// Drops the body and keeps the page's place in memory (and big-body permit), for the
+    /// page's documents still waiting for the ingest.
+    pub fn into_place(self) -> Option<PageHold> {
+        self._hold
+    }
 }
 
-/// A page's place in memory and, for a body past 4 MB, its big-body permit.
-struct PageHold {
+/// A page's place in memory and, for a body past 4 MB, its big-body permit; dropped once
+/// the page's documents are handed to the ingest.
+pub struct PageHold {
     _page: Place,
     _big: Option<OwnedSemaphorePermit>,
 }

@@ -40,10 +40,12 @@ impl ChannelCrawl<'_> {
                     break;
                 }
                 self.root(&root, Pass::Backfill).await?;
-                self.flush_full_batches().await?;
+                self.flush_if_heavy().await?;
             }
+            let next_link = page.next_link.filter(|_| !reached_since);
+            let _place = raw.into_place();
             self.flush().await?;
-            next = match page.next_link.filter(|_| !reached_since) {
+            next = match next_link {
                 Some(link) => Some(
                     links
                         .get_or_insert_with(|| Links::starting_at(&url))

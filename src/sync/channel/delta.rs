@@ -131,16 +131,17 @@ impl ChannelCrawl<'_> {
                 delta_link,
             } = page;
             messages += value.len();
-            // Root by root, each dropped once decided, batches sent as they fill: a page of
-            // a thousand-reply threads is never held twice over.
+            // Root by root, each dropped once decided; the body goes before the documents
+            // wait for the ingest, unless a page of thousand-reply threads sends as it goes.
             for root in value {
                 self.root(&root, Pass::Delta).await?;
-                self.flush_full_batches().await?;
+                self.flush_if_heavy().await?;
             }
+            let _place = raw.into_place();
             if origin == Origin::InProgress {
                 self.skip_acked_prefix();
-                self.flush_full_batches().await?;
             }
+            self.flush_full_batches().await?;
             match (next_link, delta_link) {
                 (Some(next), _) => {
                     let endpoints = &self.crawl.services.graph.endpoints;

@@ -63,6 +63,9 @@ impl Ledger {
     }
 }
 
+/// Documents of one page, in batches, past which they are sent before the page is done.
+const HEAVY_BATCHES: usize = 4;
+
 impl ChannelCrawl<'_> {
     pub(super) async fn flush_full_batches(&mut self) -> Result<(), Stop> {
         // On the page a killed run resumes in, hold back until the acknowledged prefix is
@@ -75,6 +78,20 @@ impl ChannelCrawl<'_> {
         }
         while self.outbox.docs.len() >= self.outbox.batch_size {
             self.send(self.outbox.batch_size).await?;
+        }
+        Ok(())
+    }
+
+    /// Within a page: sends full batches only once documents pile up past
+    /// [`HEAVY_BATCHES`] batches (a page of thousand-reply threads). An ordinary page is
+    /// turned into documents whole, its body dropped ([`RawPage::into_place`]), and only
+    /// then sent: its messages borrow from the body, which would otherwise wait for the
+    /// ingest with them.
+    ///
+    /// [`RawPage::into_place`]: crate::graph::RawPage::into_place
+    pub(super) async fn flush_if_heavy(&mut self) -> Result<(), Stop> {
+        if self.outbox.docs.len() >= self.outbox.batch_size.saturating_mul(HEAVY_BATCHES) {
+            self.flush_full_batches().await?;
         }
         Ok(())
     }

@@ -31,18 +31,26 @@ impl ChannelCrawl<'_> {
             let raw = self.get_page(&url).await?;
             let page: Page<ChatMessage> = raw.decode().map_err(Stop::Graph)?;
             self.counts.sweep_pages += 1;
+            let mut past_window = false;
             for root in page.value {
                 // Newest first (by creation or by modification): once a root was last
                 // touched before the window, every later one was created before it too.
                 if root.modified().is_some_and(|m| m < window_start) {
-                    return self.flush_full_batches().await;
+                    past_window = true;
+                    break;
                 }
                 if root.created().is_some_and(|c| c >= window_start) {
                     self.replies(&root, Pass::Sweep).await?;
-                    self.flush_full_batches().await?;
+                    self.flush_if_heavy().await?;
                 }
             }
-            next = match page.next_link {
+            let next_link = page.next_link.filter(|_| !past_window);
+            let _place = raw.into_place();
+            self.flush_full_batches().await?;
+            if past_window {
+                return Ok(());
+            }
+            next = match next_link {
                 Some(link) => Some(
                     links
                         .next(endpoints, link, "@odata.nextLink")
