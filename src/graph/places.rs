@@ -71,7 +71,8 @@ impl Places {
         };
         let rx = waiter.rx.as_mut().expect("set above");
         // The sender is dropped only after it sent (see `release`) or by `Waiter`'s drop.
-        let _ = rx.await;
+        let handed = rx.await;
+        debug_assert!(handed.is_ok(), "a place's sender went without sending");
         waiter.rx = None;
         Place {
             places: self.clone(),
@@ -92,6 +93,11 @@ impl Places {
     #[cfg(test)]
     fn free(&self) -> usize {
         self.inner().free
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.inner().waiting.len()
     }
 }
 
@@ -169,8 +175,10 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(places.waiting(), 2);
         gone.abort();
         let _ = gone.await;
+        assert_eq!(places.waiting(), 1, "the dropped waiter left the line");
         drop(held);
         next.await.unwrap();
         assert_eq!(places.free(), 1);
