@@ -34,7 +34,10 @@
 //!   get more than its share): from then on each 429 cuts its team's pacer, and the
 //!   tenant's rate creeps back up at once. That is how teams whose lists came in one after
 //!   the other, so that their 429s first looked like the tenant's, still each get their
-//!   own limit. After a quiet hold, rates creep back up ([`pacer`]).
+//!   own limit. That reading is refuted in turn (for the rest of the run, team pacers
+//!   dropped) by team pacers meeting 429s under what Graph accepted of them, or by 429s
+//!   that stay a large share of the answers ([`Reading`]). After a quiet hold, rates creep
+//!   back up ([`pacer`]).
 
 mod pacer;
 
@@ -188,21 +191,27 @@ struct State {
     recent: VecDeque<(Instant, String)>,
     /// The earliest turn the next throttled request can be given.
     retry_next: Instant,
-    /// A 429 came while the tenant was paced under what Graph had accepted of it: the
-    /// binding limits are the teams', and 429s go to the teams' pacers (until one of those
-    /// proves a guess in turn).
-    per_team: bool,
-    /// Team pacers met 429s under what Graph had accepted of them twice within seconds
-    /// while `per_team` held: when (the last few).
+    /// Whose limits the 429s are read as ([`Reading`]).
+    reading: Reading,
+    /// When team pacers met 429s under what Graph had accepted of them while the teams'
+    /// limits were the reading (the last few seconds).
     refutations: VecDeque<Instant>,
-    /// ... and that settled it for the run.
-    per_team_refuted: bool,
-    /// When `per_team` was taken up.
-    per_team_since: Instant,
     /// Requests waiting for a slot of each budget ([`kind`]), first in line first, with
     /// the requests their channel is expected to need still.
     queues: [VecDeque<(u32, u64)>; 3],
     last_id: u64,
+}
+
+/// Whose limits the 429s of channel messages are read as.
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    /// By the rules of [`State::learn`]: the tenant's when several teams meet them together.
+    Undecided,
+    /// The teams' (since then): a 429 came while the tenant was paced under what Graph had
+    /// accepted of it in all, and every 429 now goes to its team's pacer.
+    Teams { since: Instant },
+    /// The tenant's, for the rest of the run: the teams' reading was refuted.
+    Tenant,
 }
 
 pub struct Limiter {
@@ -231,10 +240,8 @@ impl Limiter {
                 channels: HashMap::new(),
                 recent: VecDeque::new(),
                 retry_next: now,
-                per_team: false,
+                reading: Reading::Undecided,
                 refutations: VecDeque::new(),
-                per_team_refuted: false,
-                per_team_since: now,
                 queues: Default::default(),
                 last_id: 0,
             }),
@@ -606,12 +613,11 @@ impl State {
         // keep (its slots go to whichever channels are ready, not evenly to the teams).
         let tenant_guess_wrong = self.messages.under_learned_limit()
             && !self.messages.cut_within(now, Duration::from_secs(1));
-        if tenant_guess_wrong && !self.per_team_refuted && !self.per_team {
+        if tenant_guess_wrong && matches!(self.reading, Reading::Undecided) {
             self.messages.release();
-            self.per_team = true;
-            self.per_team_since = now;
+            self.reading = Reading::Teams { since: now };
         }
-        if self.per_team {
+        if let Reading::Teams { since } = self.reading {
             // The teams' limits were a guess too. It is refuted by a team pacer meeting
             // 429s under what Graph accepted of it, twice within seconds (once may be a
             // channel's own limit), or by 429s that stay a large share of the answers
@@ -624,27 +630,23 @@ impl State {
                     .retain(|t| now.duration_since(*t) <= REFUTED_WITHIN);
                 self.refutations.push_back(now);
             }
-            let still_throttled = now.duration_since(self.per_team_since) >= PER_TEAM_TRIAL
+            let still_throttled = now.duration_since(since) >= PER_TEAM_TRIAL
                 && self.messages.throttled_share(now) >= STILL_THROTTLED;
             if self.refutations.len() >= 2 || still_throttled {
-                self.per_team = false;
-                self.per_team_refuted = true;
+                self.reading = Reading::Tenant;
                 self.team_pacers.clear();
             }
         }
-        // While the teams' limits are the reading, a team with a pacer of its own answers
-        // for its 429s itself, other teams' 429s around it or not (each may be at its own
-        // limit); `dropped_guess` says when not.
-        let team_limit = if self.per_team_refuted {
-            !other_team_429
-                && (other_team_busy || self.team_pacers.contains_key(team))
-                && !dropped_guess
-        } else {
-            (self.per_team
-                || self.team_pacers.contains_key(team)
-                || !other_team_429 && other_team_busy)
-                && !dropped_guess
-        };
+        let paced = self.team_pacers.contains_key(team);
+        let team_limit = !dropped_guess
+            && match self.reading {
+                Reading::Tenant => !other_team_429 && (other_team_busy || paced),
+                Reading::Teams { .. } => true,
+                // A team with a pacer of its own answers for its 429s itself, other teams'
+                // 429s around it or not (each may be at its own limit); `dropped_guess`
+                // says when not.
+                Reading::Undecided => paced || !other_team_429 && other_team_busy,
+            };
         if !team_limit {
             // A lone 429 is arrival jitter or a limit we cannot place: its fence is enough.
             // One cut per burst of them.
