@@ -90,7 +90,7 @@ pub struct RawPage {
     path: String,
     bytes: Vec<u8>,
     big: Option<OwnedSemaphorePermit>,
-    _hold: Option<PageHold>,
+    hold: Option<PageHold>,
 }
 
 impl RawPage {
@@ -108,7 +108,7 @@ impl RawPage {
     /// Drops the body and keeps the page's place in memory (and big-body permit), for the
     /// page's documents still waiting for the ingest.
     pub fn into_place(self) -> Option<PageHold> {
-        self._hold
+        self.hold
     }
 }
 
@@ -172,7 +172,7 @@ impl Graph {
         url: &str,
         scope: Scope<'_>,
     ) -> Result<T, GraphError> {
-        self.fetch(url, scope, false).await.map(|(value, _)| value)
+        self.fetch_raw(url, scope, false).await?.decode()
     }
 
     /// [`Graph::get`] for a page the caller processes before it asks for the next one,
@@ -198,7 +198,7 @@ impl Graph {
         };
         let page = self.page_place(left).await?;
         let mut raw = self.fetch_raw(url, scope, true).await?;
-        raw._hold = Some(PageHold {
+        raw.hold = Some(PageHold {
             _page: page,
             _big: raw.big.take(),
         });
@@ -218,17 +218,6 @@ impl Graph {
             .run(self.pages.acquire(left))
             .await
             .map_err(|_| GraphError::Cancelled)
-    }
-
-    async fn fetch<T: DeserializeOwned>(
-        &self,
-        url: &str,
-        scope: Scope<'_>,
-        big: bool,
-    ) -> Result<(T, Option<OwnedSemaphorePermit>), GraphError> {
-        let mut raw = self.fetch_raw(url, scope, big).await?;
-        let value = raw.decode()?;
-        Ok((value, raw.big.take()))
     }
 
     async fn fetch_raw(
@@ -263,7 +252,7 @@ impl Graph {
             path: path_of(url),
             bytes: body.read.bytes,
             big: body.read.big,
-            _hold: None,
+            hold: None,
         })
     }
 
