@@ -24,8 +24,10 @@
 //!   goes first when the fence ends (the token Graph refilled is its), the rest one
 //!   interval later;
 //! - the rate of the scope the 429 points at is cut to a little under what Graph accepted
-//!   in the last seconds (leaving out fenced time), or back under the last rate that ran
-//!   clean when the rate had crept past it: the tenant when 429s come from several teams
+//!   in the last seconds (leaving out the time a `Retry-After` let nothing through,
+//!   unless such waits fill most of it: then they are the limit's own refill; a wait of
+//!   ours after a 429 without `Retry-After` is never left out), or back under the last
+//!   rate that ran clean when the rate had crept past it: the tenant when 429s come from several teams
 //!   together (or only one team is busy), else that team, which then gets a pacer of its
 //!   own — dropped again when 429s go on while the team is paced under what Graph
 //!   accepted of it. The other way round too: 429s that go on while the tenant is paced
@@ -365,7 +367,7 @@ impl Limiter {
             pacer.answered_429(now);
             let rate = pacer.cut(now);
             let wait = retry_after.unwrap_or_else(|| interval(rate).max(Duration::from_secs(1)));
-            pacer.fence_until(now + wait);
+            pacer.fence_after_429(now + wait, retry_after.is_some());
             return wait;
         };
         // The channel's first request of the run had no pacing of ours before it: its
@@ -383,6 +385,7 @@ impl Limiter {
         };
         let wait = retry_after.unwrap_or_else(|| interval(rate).max(Duration::from_secs(1)));
         let until = now + wait;
+        let said = retry_after.is_some();
         // The throttled request goes first when the fence ends (and its channel's spacing
         // allows): the token Graph refills by then is its, not that of a request queued
         // behind it. Sent to the back of the queue instead, it would leave the refilled
@@ -397,9 +400,9 @@ impl Limiter {
         if own > until + tenant_interval {
             // The channel's own spacing holds the retry longer than the fence: others use
             // the refilled token meanwhile, and the retry queues like any request.
-            state.messages.fence_until(until);
+            state.messages.fence_after_429(until, said);
             for t in state.team_pacers.values_mut() {
-                t.fence_until(until);
+                t.fence_after_429(until, said);
             }
             let pace = state.channels.get_mut(channel).expect("inserted above");
             pace.fence = pace.fence.max(until);
@@ -414,7 +417,7 @@ impl Limiter {
         // The tenant's fence holds every team: their pacers know it was time in which
         // nothing could be accepted. The turn and the interval after it are held, not
         // fenced: the retry is accepted in them.
-        state.messages.fence_until(until);
+        state.messages.fence_after_429(until, said);
         state.messages.hold_until(fence);
         for (name, t) in state.team_pacers.iter_mut() {
             let end = if name == team {
@@ -422,7 +425,7 @@ impl Limiter {
             } else {
                 fence
             };
-            t.fence_until(until);
+            t.fence_after_429(until, said);
             t.hold_until(end.max(fence));
         }
         let pace = state.channels.get_mut(channel).expect("inserted above");

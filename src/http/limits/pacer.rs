@@ -35,6 +35,10 @@ const NEAR: f64 = 0.8;
 const CLEAN: Duration = Duration::from_secs(5);
 /// How late a wake-up may come (timers have millisecond ticks) and still be on time.
 const TIMER_SLACK: Duration = Duration::from_millis(2);
+/// A limit's burst is taken to be a second's worth (at least one request): a fence
+/// refills it for at least this long.
+const REFILL: Duration = Duration::from_secs(1);
+const MOSTLY_FENCED: f64 = 0.67;
 /// Never below this: progress continues however tight the limit.
 pub const FLOOR: f64 = 0.05;
 
@@ -171,6 +175,23 @@ impl Pacer {
         self.next = self.next.max(until);
     }
 
+    /// Raises the fence to `until` after a 429 that said no `Retry-After`: the wait is
+    /// ours, not Graph's, so it is no time in which Graph would have accepted nothing.
+    pub fn fence_unsaid(&mut self, until: Instant) {
+        self.fence = self.fence.max(until);
+        self.next = self.next.max(until);
+    }
+
+    /// Fences `until` after a 429: [`Pacer::fence_until`] when Graph said `Retry-After`,
+    /// else [`Pacer::fence_unsaid`].
+    pub fn fence_after_429(&mut self, until: Instant, said: bool) {
+        if said {
+            self.fence_until(until);
+        } else {
+            self.fence_unsaid(until);
+        }
+    }
+
     /// Holds every request of this scope back until `until`, which is no `Retry-After`
     /// (a throttled request's turn is in it): neither fenced time nor a fence.
     pub fn hold_until(&mut self, until: Instant) {
@@ -240,26 +261,70 @@ impl Pacer {
     }
 
     /// Requests per second Graph accepted over the last [`WINDOW`] (or since the first
-    /// answer, if sooner), leaving out the time a fence let nothing through, but never over
-    /// less than a second; `None` without answers.
+    /// answer, if sooner), never over less than a second; `None` without answers.
+    ///
+    /// A fence (a `Retry-After`) is time in which Graph would accept nothing of this scope:
+    /// left out of the measure while fences are a minor part of the window, so that a long
+    /// `Retry-After` does not make the limit look narrower than it is. Where fences fill
+    /// most of it, Graph answers nearly every other request with the wait until its limit
+    /// refills — a 1/s limit says "0.93 s" — and leaving those waits out would make it look
+    /// five times wider: then a fence counts as time Graph accepted in, up to what its
+    /// limit refills in ([`REFILL`], or one interval of the rate when that is longer), and
+    /// the estimate is the largest rate the answers allow.
     fn accepted_rate(&self, now: Instant) -> Option<f64> {
         if self.accepted.is_empty() {
             return None;
         }
-        Some(self.accepted.len() as f64 / self.open_secs(now))
+        let ok = self.accepted.len() as f64;
+        let fences = self.fences_within(now);
+        let (span, _) = self.span(now);
+        let fenced: Duration = fences.iter().sum();
+        if fenced.as_secs_f64() < span.as_secs_f64() * MOSTLY_FENCED {
+            return Some(ok / self.open_secs(now));
+        }
+        let rate_if = |rate: f64| {
+            let refill = interval(rate).max(REFILL);
+            let out: Duration = fences.iter().map(|f| f.saturating_sub(refill)).sum();
+            ok / span
+                .saturating_sub(out)
+                .max(Duration::from_secs(1))
+                .as_secs_f64()
+        };
+        // The estimate grows with the rate it assumes (a slower limit refills longer): from
+        // the estimate with every fence left out, step down to the largest fixed point.
+        let mut rate = rate_if(f64::INFINITY);
+        for _ in 0..64 {
+            let next = rate_if(rate);
+            if next >= rate * 0.999 {
+                break;
+            }
+            rate = next;
+        }
+        Some(rate)
     }
 
-    /// Seconds of the last [`WINDOW`] (or since the first answer) in which no fence held
-    /// this scope, never less than one.
-    fn open_secs(&self, now: Instant) -> f64 {
+    /// The time measured over: the last [`WINDOW`] or since the first answer, if sooner;
+    /// and where it starts.
+    fn span(&self, now: Instant) -> (Duration, Instant) {
         let first = self.first_answer.unwrap_or(now);
         let span = now.duration_since(first).min(WINDOW);
-        let from = now - span;
-        let fenced: Duration = self
-            .fenced
+        (span, now - span)
+    }
+
+    /// The fences' lengths within [`Pacer::span`].
+    fn fences_within(&self, now: Instant) -> Vec<Duration> {
+        let (_, from) = self.span(now);
+        self.fenced
             .iter()
             .map(|(a, b)| (*b).min(now).saturating_duration_since((*a).max(from)))
-            .sum();
+            .filter(|d| !d.is_zero())
+            .collect()
+    }
+
+    /// Seconds of [`Pacer::span`] in which no fence held this scope, never less than one.
+    fn open_secs(&self, now: Instant) -> f64 {
+        let (span, _) = self.span(now);
+        let fenced: Duration = self.fences_within(now).iter().sum();
         span.saturating_sub(fenced)
             .max(Duration::from_secs(1))
             .as_secs_f64()
@@ -408,6 +473,47 @@ mod tests {
         }
         let rate = p.cut(Instant::now());
         assert!((rate - 2.0 * UNDER).abs() < 0.01, "{rate}");
+    }
+
+    /// 1/s, answered the way a token bucket answers: every request after the accepted one
+    /// meets a 429 with the wait until the next token, 0.93 s. The waits are the limit's
+    /// refill, not time lost to it: the limit is 1/s (it was read as 5/s, the floor of a
+    /// second of unfenced time, and took eight cuts of a fifth each to come down).
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_that_is_the_limits_refill_counts_as_time_graph_accepted_in() {
+        let mut p = Pacer::new(15.0, Instant::now());
+        for _ in 0..8 {
+            p.accepted(Instant::now());
+            tokio::time::advance(Duration::from_millis(70)).await;
+            p.answered_429(Instant::now());
+            p.fence_until(Instant::now() + Duration::from_millis(930));
+            tokio::time::advance(Duration::from_millis(930)).await;
+        }
+        p.accepted(Instant::now());
+        tokio::time::advance(Duration::from_millis(70)).await;
+        p.answered_429(Instant::now());
+        let rate = p.cut(Instant::now());
+        assert!((rate - UNDER).abs() < 0.02, "{rate}");
+    }
+
+    /// A 429 without `Retry-After` told nothing about a wait: the half second we waited
+    /// after each is our own, and what Graph accepted over the window is 5 a second, not
+    /// the 10 a second of the time we sent in.
+    #[tokio::test(start_paused = true)]
+    async fn our_own_wait_after_a_429_without_retry_after_is_no_fence_in_the_measure() {
+        let mut p = Pacer::new(15.0, Instant::now());
+        for _ in 0..8 {
+            for _ in 0..5 {
+                p.accepted(Instant::now());
+                tokio::time::advance(Duration::from_millis(100)).await;
+            }
+            p.answered_429(Instant::now());
+            p.fence_after_429(Instant::now() + Duration::from_millis(500), false);
+            assert!(p.ready_at(Instant::now()) >= Instant::now() + Duration::from_millis(500));
+            tokio::time::advance(Duration::from_millis(500)).await;
+        }
+        let rate = p.cut(Instant::now());
+        assert!((rate - 5.0 * UNDER).abs() < 0.25, "{rate}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -519,12 +519,13 @@ async fn a_per_team_limit_is_learned_while_teams_are_still_listed() {
     assert!(share > 0.9, "{share}");
 }
 
-/// 1/s for the signed-in user on every request: learned, startup included, within 15 %.
+/// 1/s for the signed-in user on every request: learned, startup included, within 10 %
+/// (0.88 while the waits it answered with were left out of what it accepted).
 #[tokio::test(start_paused = true)]
 async fn a_per_user_limit_is_learned() {
     let sim = Sim::new(2, 6, 12, |_| (0, 1.0));
     let share = sim.share_of(1.0).await;
-    assert!(share > 0.85, "{share}");
+    assert!(share > 0.9, "{share}");
 }
 
 /// 5/s for the tenant, and no 429 says `Retry-After`.
@@ -535,7 +536,7 @@ async fn a_tenant_limit_without_retry_after_is_learned() {
         ..Sim::new(3, 10, 20, |_| (0, 5.0))
     };
     let share = sim.share_of(5.0).await;
-    assert!(share > 0.85, "{share}");
+    assert!(share > 0.9, "{share}");
 }
 
 /// On the real clock, where every `Instant::now()` is a little later than the last, a
@@ -565,7 +566,7 @@ async fn a_per_user_limit_is_learned_while_teams_are_still_listed() {
         ..Sim::new(2, 6, 12, |_| (0, 1.0))
     };
     let share = sim.share_of(1.0).await;
-    assert!(share > 0.85, "{share}");
+    assert!(share > 0.9, "{share}");
 }
 
 /// 5/s for the tenant without `Retry-After`, three teams listed one after the other.
@@ -577,7 +578,7 @@ async fn a_tenant_limit_is_learned_while_teams_are_still_listed() {
         ..Sim::new(3, 10, 20, |_| (0, 5.0))
     };
     let share = sim.share_of(5.0).await;
-    assert!(share > 0.85, "{share}");
+    assert!(share > 0.9, "{share}");
 }
 
 /// 1/s for the signed-in user over 30 teams of one channel each, listed 300 ms apart: the
@@ -591,7 +592,7 @@ async fn a_per_user_limit_over_many_small_teams_is_learned() {
         ..Sim::new(30, 1, 30, |_| (0, 1.0))
     };
     let (share, throttled) = sim.share_and_429s(1.0).await;
-    assert!(share > 0.85, "{share}");
+    assert!(share > 0.9, "{share}");
     assert!(throttled < 150, "{throttled} 429s");
 }
 
