@@ -90,7 +90,16 @@ pub async fn teams(graph: &Graph, filter: &TeamFilter) -> Result<Vec<TeamRef>, G
     } else {
         graph.endpoints.joined_teams()
     };
-    let joined: Vec<Team> = collect(graph, list, Scope::Team).await?;
+    // The two lists load together: each is a round trip before the first channel lookup.
+    let others = async {
+        if filter.tenant_wide {
+            Ok(Vec::new())
+        } else {
+            associated(graph).await
+        }
+    };
+    let (joined, others) = tokio::join!(collect::<Team>(graph, list, Scope::Team), others);
+    let (joined, others) = (joined?, others?);
     let home = filter.home_tenant.clone().or_else(|| usual_tenant(&joined));
     let mut found: Vec<TeamRef> = joined
         .into_iter()
@@ -101,25 +110,23 @@ pub async fn teams(graph: &Graph, filter: &TeamFilter) -> Result<Vec<TeamRef>, G
             state: State::Crawled,
         })
         .collect();
-    if !filter.tenant_wide {
-        for team in associated(graph).await? {
-            if found
-                .iter()
-                .any(|t| t.team.id.eq_ignore_ascii_case(&team.id))
-            {
-                continue;
-            }
-            let other_tenant = match (&home, &team.tenant_id) {
-                (Some(home), Some(t)) => !t.eq_ignore_ascii_case(home),
-                _ => false,
-            };
-            found.push(TeamRef {
-                team,
-                via: Via::Associated,
-                other_tenant,
-                state: State::Crawled,
-            });
+    for team in others {
+        if found
+            .iter()
+            .any(|t| t.team.id.eq_ignore_ascii_case(&team.id))
+        {
+            continue;
         }
+        let other_tenant = match (&home, &team.tenant_id) {
+            (Some(home), Some(t)) => !t.eq_ignore_ascii_case(home),
+            _ => false,
+        };
+        found.push(TeamRef {
+            team,
+            via: Via::Associated,
+            other_tenant,
+            state: State::Crawled,
+        });
     }
     Ok(apply_filter(found, filter))
 }
