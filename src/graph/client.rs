@@ -96,8 +96,17 @@ pub struct RawPage {
 impl RawPage {
     /// The body as `T`, whose strings may borrow from it; a body that is not `T` is
     /// [`GraphError::Invalid`], naming the path and what is wrong, never the content.
+    ///
+    /// The body is checked to be UTF-8 once, as a whole, and then decoded as text: decoded
+    /// from bytes, every string would be checked on its own, a call per string (a tenth
+    /// of the decoding). A body that is not UTF-8 is decoded from bytes all the same, for
+    /// the error to say where.
     pub fn decode<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, GraphError> {
-        serde_json::from_slice(&self.bytes).map_err(|e| GraphError::Invalid {
+        let decoded = match std::str::from_utf8(&self.bytes) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(&self.bytes),
+        };
+        decoded.map_err(|e| GraphError::Invalid {
             status: self.status,
             path: self.path.clone(),
             detail: describe_json_error(&e),
@@ -439,6 +448,35 @@ mod tests {
         assert!(describe_json_error(&e).starts_with("missing field `id`"));
         let e = serde_json::from_str::<M>(r#"{"id": 1"#).unwrap_err();
         assert!(describe_json_error(&e).starts_with("JSON cut off"));
+    }
+
+    /// Decoded as text once the whole body is UTF-8; a body with a byte that is not is
+    /// still refused where it is, as decoding from bytes refuses it.
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_where_it_is() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct M<'a> {
+            #[serde(borrow)]
+            id: std::borrow::Cow<'a, str>,
+        }
+        let page = |bytes: &[u8]| RawPage {
+            status: 200,
+            path: "/v1.0/teams".into(),
+            bytes: bytes.to_vec(),
+            big: None,
+            hold: None,
+        };
+        let ok = page("{\"id\": \"Zoë\"}".as_bytes());
+        let m: M = ok.decode().unwrap();
+        assert!(matches!(m.id, std::borrow::Cow::Borrowed("Zoë")));
+        let bad = page(b"{\"id\": \"Zo\xff\"}");
+        let e = bad.decode::<M>().unwrap_err();
+        let GraphError::Invalid { detail, path, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(path, "/v1.0/teams");
+        assert_eq!(detail, "malformed JSON at line 1 column 11");
     }
 
     #[test]
