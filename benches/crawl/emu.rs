@@ -17,7 +17,9 @@ pub struct Emu {
 impl Emu {
     /// Starts the emulator with `flags` (the tenant shape and its limits); stderr to `log`.
     pub fn start(bin: &Path, flags: &[String], log: &Path) -> Emu {
-        let mut child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        crate::measure::pin(&mut cmd, crate::measure::Role::Emulator);
+        let mut child = cmd
             .args([
                 "--log-format",
                 "json",

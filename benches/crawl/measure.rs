@@ -45,6 +45,7 @@ pub struct Measured {
 pub fn run(mut cmd: Command, log: &Path, timeout: Duration) -> Measured {
     let log_file = std::fs::File::create(log).expect("connector log");
     cmd.stdout(Stdio::null()).stderr(log_file);
+    pin(&mut cmd, Role::Connector);
     let started = Instant::now();
     let child = cmd.spawn().expect("connector starts");
     let pid = child.id() as libc::pid_t;
@@ -129,4 +130,57 @@ fn summary_of(log: &Path) -> Value {
         eprintln!("no run_summary from the connector; log: {}", log.display());
         Value::Null
     })
+}
+
+/// Who a child process is, for [`pin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Emulator,
+    Connector,
+}
+
+/// Keeps the emulator and the connector off each other's CPUs: with two or more allowed,
+/// the emulator gets the last and the connector the others. Graph is not on the
+/// connector's machine; sharing cores with a busy emulator, the connector's CPU per
+/// document reads up to a fifth higher (caches, migrations, the scheduler), not from
+/// work of its own. `BENCH_PIN=0`, or a single CPU, leaves both where the kernel puts them.
+pub fn pin(cmd: &mut Command, role: Role) {
+    use std::os::unix::process::CommandExt;
+    if std::env::var("BENCH_PIN").is_ok_and(|v| v == "0") {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this process.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 {
+        return;
+    }
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
+        .collect();
+    let Some((&last, rest)) = cpus.split_last() else {
+        return;
+    };
+    if rest.is_empty() {
+        return;
+    }
+    // SAFETY: as above; the set is built here and copied into the closure.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    match role {
+        Role::Emulator => unsafe { libc::CPU_SET(last, &mut set) },
+        Role::Connector => {
+            for &c in rest {
+                unsafe { libc::CPU_SET(c, &mut set) };
+            }
+        }
+    }
+    // SAFETY: sched_setaffinity is a plain system call, safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::sched_setaffinity(0, size, &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
