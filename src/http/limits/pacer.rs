@@ -38,7 +38,10 @@ const TIMER_SLACK: Duration = Duration::from_millis(2);
 /// A limit's burst is taken to be a second's worth (at least one request): a fence
 /// refills it for at least this long.
 const REFILL: Duration = Duration::from_secs(1);
+/// Fences over this share of the window are mostly refill ([`Pacer::accepted_rate`]) ...
 const MOSTLY_FENCED: f64 = 0.67;
+/// ... given at least this many answers accepted in it.
+const REFILL_EVIDENCE: usize = 3;
 /// Never below this: progress continues however tight the limit.
 pub const FLOOR: f64 = 0.05;
 
@@ -72,6 +75,8 @@ pub struct Pacer {
     /// Recent stretches (from, until) in which a slot was free and nobody took it.
     idle: VecDeque<(Instant, Instant)>,
     first_answer: Option<Instant>,
+    /// A team's pacer: its fences are the tenant's ([`Pacer::narrower`]).
+    shares_fences: bool,
 }
 
 impl Pacer {
@@ -92,6 +97,7 @@ impl Pacer {
             fenced: VecDeque::new(),
             idle: VecDeque::new(),
             first_answer: None,
+            shares_fences: false,
         }
     }
 
@@ -144,6 +150,7 @@ impl Pacer {
         throttled: VecDeque<Instant>,
     ) -> Self {
         let mut p = Pacer::new(self.rate, now);
+        p.shares_fences = true;
         p.accepted = accepted;
         p.throttled = throttled;
         p.fenced = self.fenced.clone();
@@ -270,7 +277,12 @@ impl Pacer {
     /// refills — a 1/s limit says "0.93 s" — and leaving those waits out would make it look
     /// five times wider: then a fence counts as time Graph accepted in, up to what its
     /// limit refills in ([`REFILL`], or one interval of the rate when that is longer), and
-    /// the estimate is the largest rate the answers allow.
+    /// the estimate is the largest rate the answers allow (for a limit slower than 1/s
+    /// that may be up to twice the limit: the cuts after it find the rest). Not so with
+    /// fewer than [`REFILL_EVIDENCE`] answers accepted (one long `Retry-After` and a
+    /// request or two after it say nothing of a refill), nor for a team's pacer, whose
+    /// fences are mostly the tenant's: other teams' waits, in which its own limit was not
+    /// being asked.
     fn accepted_rate(&self, now: Instant) -> Option<f64> {
         if self.accepted.is_empty() {
             return None;
@@ -279,7 +291,10 @@ impl Pacer {
         let fences = self.fences_within(now);
         let (span, _) = self.span(now);
         let fenced: Duration = fences.iter().sum();
-        if fenced.as_secs_f64() < span.as_secs_f64() * MOSTLY_FENCED {
+        let refills = !self.shares_fences
+            && self.accepted.len() >= REFILL_EVIDENCE
+            && fenced.as_secs_f64() >= span.as_secs_f64() * MOSTLY_FENCED;
+        if !refills {
             return Some(ok / self.open_secs(now));
         }
         let rate_if = |rate: f64| {
@@ -291,9 +306,10 @@ impl Pacer {
                 .as_secs_f64()
         };
         // The estimate grows with the rate it assumes (a slower limit refills longer): from
-        // the estimate with every fence left out, step down to the largest fixed point.
+        // the estimate at a second of refill per fence (any rate of 1/s or more), step down
+        // to the largest fixed point, which only a limit slower than 1/s takes steps to.
         let mut rate = rate_if(f64::INFINITY);
-        for _ in 0..64 {
+        for _ in 0..256 {
             let next = rate_if(rate);
             if next >= rate * 0.999 {
                 break;
@@ -494,6 +510,41 @@ mod tests {
         p.answered_429(Instant::now());
         let rate = p.cut(Instant::now());
         assert!((rate - UNDER).abs() < 0.02, "{rate}");
+    }
+
+    /// One long `Retry-After` and a request after it say nothing of a refill: the wait is
+    /// left out, as any penalty, not read as a limit of one request in four seconds.
+    #[tokio::test(start_paused = true)]
+    async fn one_long_retry_after_is_no_refill() {
+        let mut p = Pacer::new(15.0, Instant::now());
+        p.answered_429(Instant::now());
+        p.fence_until(Instant::now() + Duration::from_secs(4));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        p.accepted(Instant::now());
+        tokio::time::advance(Duration::from_millis(100)).await;
+        p.answered_429(Instant::now());
+        let rate = p.cut(Instant::now());
+        assert!((rate - UNDER).abs() < 0.01, "{rate}");
+    }
+
+    /// A team's pacer has the tenant's fences, mostly other teams' waits: they are left
+    /// out of what its own limit accepted however much of the window they fill.
+    #[tokio::test(start_paused = true)]
+    async fn a_team_pacer_leaves_the_tenants_fences_out() {
+        let mut tenant = Pacer::new(15.0, Instant::now());
+        let mut accepted = VecDeque::new();
+        for _ in 0..8 {
+            accepted.push_back(Instant::now());
+            tokio::time::advance(Duration::from_millis(100)).await;
+            tenant.fence_until(Instant::now() + Duration::from_millis(900));
+            tokio::time::advance(Duration::from_millis(900)).await;
+        }
+        let throttled = VecDeque::from([Instant::now(); 3]);
+        let mut team = tenant.narrower(Instant::now(), accepted, throttled);
+        // Four accepted in the window, all but half a second of it fenced: 4/s over the
+        // second the measure never goes under, not the 0.8/s of counting the fences in.
+        let rate = team.cut(Instant::now());
+        assert!((rate - 4.0 * UNDER).abs() < 0.01, "{rate}");
     }
 
     /// A 429 without `Retry-After` told nothing about a wait: the half second we waited
