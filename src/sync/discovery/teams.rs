@@ -91,6 +91,7 @@ pub async fn teams(graph: &Graph, filter: &TeamFilter) -> Result<Vec<TeamRef>, G
         graph.endpoints.joined_teams()
     };
     // The two lists load together: each is a round trip before the first channel lookup.
+    // The first to fail ends both (the run ends with its error).
     let others = async {
         if filter.tenant_wide {
             Ok(Vec::new())
@@ -98,8 +99,7 @@ pub async fn teams(graph: &Graph, filter: &TeamFilter) -> Result<Vec<TeamRef>, G
             associated(graph).await
         }
     };
-    let (joined, others) = tokio::join!(collect::<Team>(graph, list, Scope::Team), others);
-    let (joined, others) = (joined?, others?);
+    let (joined, others) = tokio::try_join!(collect::<Team>(graph, list, Scope::Team), others)?;
     let home = filter.home_tenant.clone().or_else(|| usual_tenant(&joined));
     let mut found: Vec<TeamRef> = joined
         .into_iter()
