@@ -27,9 +27,10 @@
 //!   in the last seconds (leaving out the time a `Retry-After` let nothing through,
 //!   unless such waits fill most of it: then they are the limit's own refill; a wait of
 //!   ours after a 429 without `Retry-After` is never left out), or back under the last
-//!   rate that ran clean when the rate had crept past it: the tenant when 429s come from several teams
-//!   together (or only one team is busy), else that team, which then gets a pacer of its
-//!   own — dropped again when 429s go on while the team is paced under what Graph
+//!   rate that ran clean when the rate had crept past it: the tenant when 429s come from
+//!   several teams together (or only one team is busy, or the tenant is paced at a limit
+//!   it learned, or over it), else that team, which then gets a pacer of its own —
+//!   dropped again when 429s go on while the team is paced under what Graph
 //!   accepted of it. The other way round too: 429s that go on while the tenant is paced
 //!   under what Graph accepted of it in all come from the teams' limits (a pace of the
 //!   whole tenant hands its slots to whichever channels are ready, so one team may still
@@ -647,8 +648,13 @@ impl State {
                 Reading::Teams { .. } => true,
                 // A team with a pacer of its own answers for its 429s itself, other teams'
                 // 429s around it or not (each may be at its own limit); `dropped_guess`
-                // says when not.
-                Reading::Undecided => paced || !other_team_429 && other_team_busy,
+                // says when not. A tenant paced at a limit it learned, or over it, is where
+                // a 429 of a team without a pacer comes from, however far apart the 429s
+                // (a tenant's limit without `Retry-After` answers one every few seconds,
+                // from whichever team: each alone looked like that team's).
+                Reading::Undecided => {
+                    paced || !other_team_429 && other_team_busy && !self.messages.at_learned_limit()
+                }
             };
         if !team_limit {
             // A lone 429 is arrival jitter or a limit we cannot place: its fence is enough.

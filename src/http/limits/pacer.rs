@@ -244,7 +244,9 @@ impl Pacer {
                 // accepts far less than the limit (each 429 costs a wait), so what it
                 // accepted then is no measure of it.
                 Some(good) if self.rate > good * UNDER => {
-                    self.learned = Some(good);
+                    // What Graph accepted is what was learned, not the rate that ran clean:
+                    // a limit's burst lets a rate a fifth over it run clean for seconds.
+                    self.learned = Some(measured.map_or(good, |m| m.min(good)));
                     self.hold = (self.hold * 2).min(MAX_HOLD);
                     (good * UNDER).clamp(FLOOR, self.ceiling)
                 }
@@ -387,6 +389,12 @@ impl Pacer {
         self.learned.is_some_and(|l| self.rate < l * 0.995)
     }
 
+    /// Whether this scope learned a limit and is paced at it or over it (probing up, or
+    /// back at a rate that ran clean): a 429 now is most likely its own.
+    pub fn at_learned_limit(&self) -> bool {
+        self.learned.is_some_and(|l| self.rate >= l * 0.995)
+    }
+
     /// Whether this scope was cut within `d` of `now`.
     pub fn cut_within(&self, now: Instant, d: Duration) -> bool {
         self.cut_at.is_some_and(|c| now.duration_since(c) <= d)
@@ -469,6 +477,40 @@ mod tests {
             );
         }
         assert_eq!(holds, [32, 62, 122, 242, 302, 302]);
+    }
+
+    /// Graph accepts a request every 200 ms for `secs` seconds.
+    async fn accept_for(p: &mut Pacer, secs: u32) {
+        for _ in 0..secs * 5 {
+            tokio::time::advance(Duration::from_millis(200)).await;
+            p.accepted(Instant::now());
+        }
+    }
+
+    /// 5/s with a second's burst: after the hold, probing lifts the rate past 5/s and the
+    /// burst lets it run clean for seconds (the rate is remembered as one to come back
+    /// to), while Graph goes on accepting 5 a second. When the 429s come, the rate goes
+    /// back under the clean one, but what was learned is the 5/s Graph accepted: paced
+    /// over it still, the scope is not "under what Graph accepted" (which would blame the
+    /// next 429 on a narrower limit, a team's).
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_that_ran_clean_on_a_burst_is_not_what_graph_accepted() {
+        let mut p = Pacer::new(20.0, Instant::now());
+        accept_for(&mut p, 5).await;
+        for _ in 0..5 {
+            p.answered_429(Instant::now());
+        }
+        let first = p.cut(Instant::now());
+        assert!(first < 5.5, "{first}");
+        while p.rate < 5.8 {
+            accept_for(&mut p, 1).await;
+        }
+        for _ in 0..5 {
+            p.answered_429(Instant::now());
+        }
+        let back = p.cut(Instant::now());
+        assert!(back > 5.0, "back under the rate that ran clean: {back}");
+        assert!(!p.under_learned_limit(), "learned {:?}", p.learned);
     }
 
     /// Graph accepted 2 a second, but for 3 s of the last 5 a `Retry-After` let nothing

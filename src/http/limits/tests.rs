@@ -528,7 +528,9 @@ async fn a_per_user_limit_is_learned() {
     assert!(share > 0.9, "{share}");
 }
 
-/// 5/s for the tenant, and no 429 says `Retry-After`.
+/// 5/s for the tenant, and no 429 says `Retry-After`: 429s come one every few seconds,
+/// from whichever team, and once the tenant's limit was learned they stay the tenant's
+/// (0.93 while each, alone, got a pacer for its team).
 #[tokio::test(start_paused = true)]
 async fn a_tenant_limit_without_retry_after_is_learned() {
     let sim = Sim {
@@ -536,7 +538,7 @@ async fn a_tenant_limit_without_retry_after_is_learned() {
         ..Sim::new(3, 10, 20, |_| (0, 5.0))
     };
     let share = sim.share_of(5.0).await;
-    assert!(share > 0.9, "{share}");
+    assert!(share > 0.95, "{share}");
 }
 
 /// On the real clock, where every `Instant::now()` is a little later than the last, a
