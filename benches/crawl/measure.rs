@@ -142,8 +142,9 @@ pub enum Role {
 /// Keeps the emulator and the connector off each other's CPUs: with two or more allowed,
 /// the emulator gets the last and the connector the others. Graph is not on the
 /// connector's machine; sharing cores with a busy emulator, the connector's CPU per
-/// document reads up to a fifth higher (caches, migrations, the scheduler), not from
-/// work of its own. `BENCH_PIN=0`, or a single CPU, leaves both where the kernel puts them.
+/// document reads a third to a half higher (caches, migrations, the scheduler, and a
+/// second runtime worker: tokio sizes its pool from the CPUs allowed), not from work of
+/// its own. `BENCH_PIN=0`, or a single CPU, leaves both where the kernel puts them.
 pub fn pin(cmd: &mut Command, role: Role) {
     use std::os::unix::process::CommandExt;
     if std::env::var("BENCH_PIN").is_ok_and(|v| v == "0") {

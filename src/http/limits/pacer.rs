@@ -182,20 +182,15 @@ impl Pacer {
         self.next = self.next.max(until);
     }
 
-    /// Raises the fence to `until` after a 429 that said no `Retry-After`: the wait is
-    /// ours, not Graph's, so it is no time in which Graph would have accepted nothing.
-    pub fn fence_unsaid(&mut self, until: Instant) {
-        self.fence = self.fence.max(until);
-        self.next = self.next.max(until);
-    }
-
-    /// Fences `until` after a 429: [`Pacer::fence_until`] when Graph said `Retry-After`,
-    /// else [`Pacer::fence_unsaid`].
+    /// Fences `until` after a 429: [`Pacer::fence_until`] when Graph said `Retry-After`.
+    /// Without one the wait is ours, not Graph's: it holds every request back the same,
+    /// but is no time in which Graph would have accepted nothing.
     pub fn fence_after_429(&mut self, until: Instant, said: bool) {
         if said {
             self.fence_until(until);
         } else {
-            self.fence_unsaid(until);
+            self.fence = self.fence.max(until);
+            self.next = self.next.max(until);
         }
     }
 
