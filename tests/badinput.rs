@@ -140,3 +140,23 @@ async fn a_users_list_graph_refuses_stops_the_run_before_any_cursor_moves() {
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(v["channels"].as_array().map(Vec::len), Some(0));
 }
+
+/// The joined teams Graph refuses end the run at once with their own error: the associated
+/// teams, asked at the same time and failing for now (504), are not retried through their
+/// whole retry policy first.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_teams_list_ends_the_run_without_waiting_for_the_other() {
+    let mut h = Harness::new(spec()).await;
+    h.set("limits", "max_retries = 5");
+    h.emu.inject("joinedTeams", "", Fault::Forbidden, 1);
+    h.emu
+        .inject("associatedTeams", "", Fault::GatewayTimeout, 100);
+    let run = h.run(&["run"]).await;
+    assert_no_panic(&run);
+    assert_eq!(run.code, 77, "{}", run.stderr);
+    assert!(run.stderr.contains("Team.ReadBasic.All"), "{}", run.stderr);
+    let stats = h.emu.stats();
+    let asked = stats.by_route.get("associatedTeams").copied().unwrap_or(0);
+    // Sent with the joined list, and at most once more if its 504 came back first.
+    assert!(asked <= 2, "the associated teams asked {asked} times");
+}
