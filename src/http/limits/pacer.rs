@@ -292,7 +292,7 @@ impl Pacer {
             && self.accepted.len() >= REFILL_EVIDENCE
             && fenced.as_secs_f64() >= span.as_secs_f64() * MOSTLY_FENCED;
         if !refills {
-            return Some(ok / self.open_secs(now));
+            return Some(ok / open_secs(span, fenced));
         }
         let rate_if = |rate: f64| {
             let refill = interval(rate).max(REFILL);
@@ -337,10 +337,7 @@ impl Pacer {
     /// Seconds of [`Pacer::span`] in which no fence held this scope, never less than one.
     fn open_secs(&self, now: Instant) -> f64 {
         let (span, _) = self.span(now);
-        let fenced: Duration = self.fences_within(now).iter().sum();
-        span.saturating_sub(fenced)
-            .max(Duration::from_secs(1))
-            .as_secs_f64()
+        open_secs(span, self.fences_within(now).iter().sum())
     }
 
     fn prune(&mut self, now: Instant) {
@@ -394,6 +391,13 @@ impl Pacer {
     pub fn cut_within(&self, now: Instant, d: Duration) -> bool {
         self.cut_at.is_some_and(|c| now.duration_since(c) <= d)
     }
+}
+
+/// Seconds of `span` not `fenced`, never less than one.
+fn open_secs(span: Duration, fenced: Duration) -> f64 {
+    span.saturating_sub(fenced)
+        .max(Duration::from_secs(1))
+        .as_secs_f64()
 }
 
 pub fn interval(rate: f64) -> Duration {
