@@ -196,9 +196,10 @@ impl Graph {
     /// The page comes back undecoded: the caller decodes it ([`RawPage::decode`]) into
     /// messages that borrow their text from the body instead of copying every field.
     pub async fn get_page(&self, url: &str, scope: Scope<'_>) -> Result<RawPage, GraphError> {
-        let paced = self.limiter.own_pace(scope);
-        self.shutdown
-            .run(paced)
+        // Held until the request has left: a channel's place in its team's line.
+        let _paced = self
+            .shutdown
+            .run(self.limiter.own_pace(scope))
             .await
             .map_err(|_| GraphError::Cancelled)?;
         let left = match scope {

@@ -11,7 +11,9 @@
 //! 2 000 pages among 500 small ones must not lose a tenant slot's wait on every one of its
 //! requests, which its own rate can never make up), the rest first come, first served, so
 //! no channel starves behind the others. Nothing is reserved ahead, so a fence or a cut
-//! holds every waiting request at once.
+//! holds every waiting request at once. A team with a pacer of its own hands its slots
+//! round its channels in a line of its own ([`LineKey`]) before they join the tenant's
+//! queue.
 //!
 //! Graph does not say which of its limits a 429 hit (per tenant, per team, per user, per
 //! channel: its documentation names all of them). So:
@@ -44,7 +46,7 @@
 
 mod pacer;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -178,6 +180,45 @@ impl ChannelPace {
     }
 }
 
+/// A channel's place in its team's line: the channel expected to need the most requests
+/// still first, then the one that sent the fewest so far, then the one that sent longest
+/// ago. A team's slots go round its channels, so channels of one length end together:
+/// taken by whichever channel's timer fired first, they left some channels half as far
+/// along as the rest at the end, to send their last pages alone at their own rate (4/s per
+/// team: a team's last channel sent its last 10 pages alone, 9 s at 1/s).
+type LineKey = (std::cmp::Reverse<u32>, u32, Instant, u64);
+
+/// A channel's wait for its own pacing ([`Limiter::own_pace`]); dropped, it leaves its
+/// team's line if it did not leave it by sending.
+#[must_use = "dropped, it leaves the team's line at once"]
+pub struct OwnPace<'l> {
+    limiter: &'l Limiter,
+    channel: Option<String>,
+}
+
+impl Drop for OwnPace<'_> {
+    fn drop(&mut self) {
+        let Some(channel) = &self.channel else { return };
+        let mut state = self.limiter.state();
+        let first = state.leave_line(channel);
+        drop(state);
+        if first {
+            self.limiter.turn.notify_waiters();
+        }
+    }
+}
+
+/// What a channel waits for before it joins its budget's queue.
+enum Own {
+    /// Nothing: it may join.
+    Go,
+    /// Its own spacing or fence: until then, out of its team's line.
+    Spacing(Instant),
+    /// Its team's next slot for it: until then, or until a channel ahead of it in the
+    /// team's line leaves it.
+    Team(Instant),
+}
+
 /// What the limiter learns and remembers. A std `Mutex`: held for a few steps of
 /// arithmetic, never across an await.
 struct State {
@@ -202,6 +243,10 @@ struct State {
     /// Requests waiting for a slot of each budget ([`kind`]), first in line first, with
     /// the requests their channel is expected to need still.
     queues: [VecDeque<(u32, u64)>; 3],
+    /// Per paced team, its channels whose own spacing lets them send, in the order they
+    /// get the team's slots ([`LineKey`]); and each such channel's place.
+    team_lines: HashMap<String, BTreeSet<LineKey>>,
+    in_line: HashMap<String, (String, LineKey)>,
     last_id: u64,
 }
 
@@ -246,6 +291,8 @@ impl Limiter {
                 reading: Reading::Undecided,
                 refutations: VecDeque::new(),
                 queues: Default::default(),
+                team_lines: HashMap::new(),
+                in_line: HashMap::new(),
                 last_id: 0,
             }),
             turn: Notify::new(),
@@ -272,14 +319,14 @@ impl Limiter {
         loop {
             // Cooperative: however the loop turns, the worker is never held.
             tokio::task::consume_budget().await;
-            let own = match ticket {
-                Some(t) => t.at,
-                None => self.state().own_ready(scope, self.channel_interval),
+            let _line = match ticket {
+                Some(t) if t.at > Instant::now() => {
+                    tokio::time::sleep_until(t.at).await;
+                    continue;
+                }
+                Some(_) => None,
+                None => Some(self.own_pace(scope).await),
             };
-            if own > Instant::now() {
-                tokio::time::sleep_until(own).await;
-                continue;
-            }
             let place = Place::join(self, scope, ticket.is_some());
             loop {
                 let turn = self.turn.notified();
@@ -348,13 +395,49 @@ impl Limiter {
     /// Waits until `scope`'s own pacing (its channel's spacing and fence, its team's
     /// pacer) lets it send, holding nothing: what a caller that must take something else
     /// before [`Limiter::acquire`] (a page's place in memory) waits for first.
-    pub async fn own_pace(&self, scope: Scope<'_>) {
+    ///
+    /// The channels of a team with a pacer of its own whose spacing lets them send line
+    /// up for the team's slots ([`LineKey`]): the one `k` places down the line goes `k`
+    /// intervals of the team's rate after its next slot (the ones ahead may still wait
+    /// for the tenant's), and leaves the line when its request leaves. Hold the returned
+    /// value until then: dropped, it leaves the line.
+    pub async fn own_pace(&self, scope: Scope<'_>) -> OwnPace<'_> {
+        let channel = match scope {
+            Scope::Channel { channel, .. } => Some(channel.to_string()),
+            _ => None,
+        };
+        let pace = OwnPace {
+            limiter: self,
+            channel,
+        };
         loop {
-            let own = self.state().own_ready(scope, self.channel_interval);
-            if own <= Instant::now() {
-                return;
+            tokio::task::consume_budget().await;
+            let turn = self.turn.notified();
+            tokio::pin!(turn);
+            turn.as_mut().enable();
+            let now = Instant::now();
+            let (own, left) = {
+                let mut state = self.state();
+                let own = state.own(scope, self.channel_interval, now);
+                let left = match (&own, &pace.channel) {
+                    (Own::Spacing(_), Some(channel)) => state.leave_line(channel),
+                    _ => false,
+                };
+                (own, left)
+            };
+            if left {
+                self.turn.notify_waiters();
             }
-            tokio::time::sleep_until(own).await;
+            match own {
+                Own::Go => return pace,
+                Own::Spacing(at) => tokio::time::sleep_until(at).await,
+                Own::Team(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = turn => {}
+                    }
+                }
+            }
         }
     }
 
@@ -499,6 +582,77 @@ impl State {
         at
     }
 
+    /// Where `scope` stands as far as its own pacing goes: its channel's spacing and
+    /// fence, then its place in its team's line (taken here) and the team's pacer.
+    fn own(&mut self, scope: Scope, channel_interval: Duration, now: Instant) -> Own {
+        let Scope::Channel {
+            team,
+            channel,
+            left,
+        } = scope
+        else {
+            return Own::Go;
+        };
+        let pace = self.channels.get(channel);
+        if let Some(p) = pace {
+            let at = p.fence.max(p.sent + channel_interval);
+            if at > now {
+                return Own::Spacing(at);
+            }
+        }
+        let Some(t) = self.team_pacers.get(team) else {
+            return Own::Go;
+        };
+        let (next, ready, step) = (t.next_slot(), t.ready_at(now), interval(t.rate));
+        let key = match self.in_line.get(channel) {
+            Some((_, key)) => *key,
+            None => {
+                self.last_id += 1;
+                let (departures, sent) = pace.map_or((0, now), |p| (p.departures, p.sent));
+                let key = (std::cmp::Reverse(left), departures, sent, self.last_id);
+                self.team_lines
+                    .entry(team.to_string())
+                    .or_default()
+                    .insert(key);
+                self.in_line
+                    .insert(channel.to_string(), (team.to_string(), key));
+                key
+            }
+        };
+        let ahead = self
+            .team_lines
+            .get(team)
+            .map_or(0, |line| line.range(..key).count());
+        // The first in line goes at the team's next slot; the `k`-th `k` intervals after
+        // the slot that is next for the team now, ahead of it or not.
+        let at = if ahead == 0 {
+            ready
+        } else {
+            (next + step * ahead as u32).max(ready)
+        };
+        if at <= now {
+            Own::Go
+        } else {
+            Own::Team(at)
+        }
+    }
+
+    /// Takes `channel` out of its team's line; whether it was the first in it.
+    fn leave_line(&mut self, channel: &str) -> bool {
+        let Some((team, key)) = self.in_line.remove(channel) else {
+            return false;
+        };
+        let Some(line) = self.team_lines.get_mut(&team) else {
+            return false;
+        };
+        let first = line.first() == Some(&key);
+        line.remove(&key);
+        if line.is_empty() {
+            self.team_lines.remove(&team);
+        }
+        first
+    }
+
     /// The turn a throttled request of this channel was given, if it was.
     fn take_ticket(&mut self, scope: Scope) -> Option<Ticket> {
         let Scope::Channel { channel, .. } = scope else {
@@ -558,6 +712,8 @@ impl State {
                 .or_insert(ChannelPace::new(now));
             pace.sent = now;
             pace.departures = pace.departures.saturating_add(1);
+            // Its place in the team's line was for this request.
+            self.leave_line(channel);
             if self.channels.len() > 4096 {
                 // Channels that have not sent for a minute need no spacing any more.
                 self.channels.retain(|_, p| {

@@ -106,6 +106,11 @@ impl Pacer {
         now.max(self.next).max(self.fence)
     }
 
+    /// The scope's next slot, past or not.
+    pub fn next_slot(&self) -> Instant {
+        self.next.max(self.fence)
+    }
+
     /// A request leaves at `now`: the next one may leave one interval later (or after a
     /// turn given beyond that).
     pub fn take(&mut self, now: Instant) {

@@ -193,6 +193,71 @@ async fn a_team_pacer_spaces_that_teams_channels() {
     );
 }
 
+/// A paced team's next slot goes to the channel of the team that sent the fewest
+/// requests so far, whichever asked first: taken by whichever channel's timer fired first,
+/// the slots left some channels of a team half as far along as the rest (4/s per team:
+/// its last channel sent its last 10 pages alone, 9 s at its own 1/s).
+#[tokio::test(start_paused = true)]
+async fn a_paced_teams_next_slot_goes_to_its_channel_that_sent_the_fewest() {
+    for behind_asks_first in [false, true] {
+        let l = Arc::new(Limiter::new(20.0, 1.0, 10));
+        accepted(&l, &["t1", "t2"], 4, 6).await;
+        traffic(&l, &["t1", "t2"], &["t1"], 4, 3).await;
+        assert!(l.state().team_pacers.contains_key("t1"));
+        // "ahead" sent three requests, spaced by its own rate; "behind" none.
+        for _ in 0..3 {
+            drop(l.acquire(channel("t1", "ahead")).await);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // Both wait for the team's next slot.
+        drop(l.acquire(channel("t1", "other")).await);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let ask = |name: &'static str| {
+            let (l, order) = (l.clone(), order.clone());
+            tokio::spawn(async move {
+                let _slot = l.acquire(channel("t1", name)).await;
+                order.lock().unwrap().push(name);
+            })
+        };
+        let (first, second) = if behind_asks_first {
+            (ask("behind"), ask("ahead"))
+        } else {
+            (ask("ahead"), ask("behind"))
+        };
+        first.await.unwrap();
+        second.await.unwrap();
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["behind", "ahead"],
+            "behind asked first: {behind_asks_first}"
+        );
+    }
+}
+
+/// A channel that stops waiting (its run stopped) leaves its team's line: the one behind
+/// it takes the slot.
+#[tokio::test(start_paused = true)]
+async fn a_channel_that_stops_waiting_leaves_its_teams_line() {
+    let l = Arc::new(Limiter::new(20.0, 1.0, 10));
+    accepted(&l, &["t1", "t2"], 4, 6).await;
+    traffic(&l, &["t1", "t2"], &["t1"], 4, 3).await;
+    drop(l.acquire(channel("t1", "behind")).await);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    drop(l.acquire(channel("t1", "other")).await);
+    let asked = Instant::now();
+    let first = {
+        let l = l.clone();
+        tokio::spawn(async move { drop(l.acquire(channel("t1", "first")).await) })
+    };
+    tokio::task::yield_now().await;
+    assert!(l.state().in_line.contains_key("first"), "waits in line");
+    first.abort();
+    let _ = first.await;
+    drop(l.acquire(channel("t1", "behind")).await);
+    assert!(Instant::now() - asked < Duration::from_millis(300));
+    assert!(l.state().in_line.is_empty() && l.state().team_lines.is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn even_a_channel_sent_faster_than_graph_allows_fences_the_tenant() {
     let l = Limiter::new(100.0, 10.0, 10);
