@@ -225,7 +225,7 @@ impl Graph {
     /// requests `left` go first, as in the tenant queue ([`places`](super::places)).
     pub async fn page_place(&self, left: u32) -> Result<Place, GraphError> {
         self.shutdown
-            .run(self.pages.acquire(left))
+            .run(self.pages.acquire(crate::http::rank(left)))
             .await
             .map_err(|_| GraphError::Cancelled)
     }

@@ -1,6 +1,6 @@
 //! Places for pages in memory, handed out in the order the tenant queue sends: the request
-//! whose channel is expected to need the most requests still goes first, the rest first
-//! come, first served (issue 11, case d).
+//! whose channel is expected to need the most requests still goes first (by
+//! [`rank`](crate::http::rank)), the rest first come, first served (issue 11, case d).
 //!
 //! A channel takes its page's place before it joins the tenant queue (the place bounds what
 //! a run holds in memory, so it is taken before anything is fetched). Handed out first come,

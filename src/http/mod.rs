@@ -9,7 +9,7 @@ mod retry;
 
 pub use body::{read_capped, read_error_body, BigBodies, BodyError, Read};
 pub use client::build_client;
-pub use limits::{Limiter, Scope};
+pub use limits::{rank, Limiter, Scope};
 pub use retry::{retry_after, status_retry, Action, Policy, Reason, Retry, Stopped};
 
 use std::sync::atomic::{AtomicU64, Ordering};

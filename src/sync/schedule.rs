@@ -72,8 +72,10 @@ impl<'h> Pending<'h> {
         let known = self.teams.len();
         let (team, index) = self.teams.entry(channel.team.clone()).or_insert((known, 0));
         let hint = self.hints.get(&channel).copied().unwrap_or(1);
-        self.waiting
-            .insert((std::cmp::Reverse(hint), *index, *team), channel);
+        self.waiting.insert(
+            (std::cmp::Reverse(crate::http::rank(hint)), *index, *team),
+            channel,
+        );
         *index += 1;
     }
 

@@ -83,6 +83,36 @@ async fn a_channel_expected_to_be_long_keeps_its_own_rate_among_short_ones() {
     assert!(long < own.mul_f64(1.04), "{long:?} (own rate: {own:?})");
 }
 
+/// Expected counts are estimates: channels expected to need about as many requests go
+/// first come, first served (ranked by the exact count, one expected to need 40 waited
+/// behind every one expected to need 42, on every request); one expected to need far
+/// more still goes ahead.
+#[tokio::test(start_paused = true)]
+async fn channels_expected_to_need_about_as_many_requests_go_first_come_first_served() {
+    let l = Arc::new(Limiter::new(2.0, 1.0, 8));
+    let scope = |channel, left| Scope::Channel {
+        team: "t",
+        channel,
+        left,
+    };
+    drop(l.acquire(scope("busy", 0)).await);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (name, left) in [("a", 40), ("b", 42), ("c", 44), ("long", 2000)] {
+        let (l, order) = (l.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let _slot = l.acquire(scope(name, left)).await;
+            order.lock().unwrap().push(name);
+        }));
+        tokio::task::yield_now().await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), ["long", "a", "b", "c"]);
+    assert!(rank(1) > rank(0) && rank(40) == rank(44) && rank(2000) > rank(60));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_channel_is_spaced_from_its_last_departure() {
     let l = Limiter::new(100.0, 1.0, 10);
