@@ -152,7 +152,7 @@ fn kind(scope: Scope) -> usize {
 }
 
 /// Where a channel expected to need `left` requests still stands among others, in steps
-/// of a quarter (40 to 44 rank alike, 46 one step up, 2 000 far ahead of a few). The
+/// of a quarter (36 to 44 rank alike, 45 one step up, 2 000 far ahead of a few). The
 /// counts are estimates — the requests the channel took last run — and ranked by the exact
 /// count a channel expected to need 40 requests waited behind every one expected to need
 /// 42 on each of its requests: a backfill, whose pages the last run's count predicts only
@@ -195,30 +195,39 @@ impl ChannelPace {
     }
 }
 
-/// A channel's place in its team's line: the channel expected to need the most requests
-/// still first, then the one that sent the fewest so far, then the one that sent longest
-/// ago. A team's slots go round its channels, so channels of one length end together:
-/// taken by whichever channel's timer fired first, they left some channels half as far
-/// along as the rest at the end, to send their last pages alone at their own rate (4/s per
-/// team: a team's last channel sent its last 10 pages alone, 9 s at 1/s).
-type LineKey = (std::cmp::Reverse<u32>, u32, Instant, u64);
+/// A channel's place in its team's line: the one that sent longest ago first (a channel's
+/// first request: since it asked). A team's slots go round its channels, so channels of
+/// one length end together: taken by whichever channel's timer fired first, they left
+/// some channels half as far along as the rest at the end, to send their last pages alone
+/// at their own rate (4/s per team: a team's last channel sent its last 10 pages alone, 9 s
+/// at 1/s). Round, not by the requests expected still: ranked by those, a channel expected
+/// to need none waited until its teammates were done.
+type LineKey = (Instant, u64);
+
+/// A paced team's line.
+#[derive(Default)]
+struct Line {
+    /// Channels whose own spacing lets them send, waiting for one of the team's slots.
+    waiting: BTreeSet<LineKey>,
+    /// Channels given a slot that have not sent yet (waiting for a page's place or the
+    /// tenant's slot), by when: each holds the team's next slot back for one interval of
+    /// its rate at most, then is passed by.
+    through: HashMap<u64, Instant>,
+}
 
 /// A channel's wait for its own pacing ([`Limiter::own_pace`]); dropped, it leaves its
 /// team's line if it did not leave it by sending.
 #[must_use = "dropped, it leaves the team's line at once"]
 pub struct OwnPace<'l> {
     limiter: &'l Limiter,
+    /// The channel, where this wait put it in its team's line.
     channel: Option<String>,
 }
 
 impl Drop for OwnPace<'_> {
     fn drop(&mut self) {
-        let Some(channel) = &self.channel else { return };
-        let mut state = self.limiter.state();
-        let first = state.leave_line(channel);
-        drop(state);
-        if first {
-            self.limiter.turn.notify_waiters();
+        if let Some(channel) = &self.channel {
+            self.limiter.state().leave_line(channel);
         }
     }
 }
@@ -229,8 +238,7 @@ enum Own {
     Go,
     /// Its own spacing or fence: until then, out of its team's line.
     Spacing(Instant),
-    /// Its team's next slot for it: until then, or until a channel ahead of it in the
-    /// team's line leaves it.
+    /// Its turn in its team's line: until then.
     Team(Instant),
 }
 
@@ -258,9 +266,9 @@ struct State {
     /// Requests waiting for a slot of each budget ([`kind`]), first in line first, with
     /// the requests their channel is expected to need still.
     queues: [VecDeque<(u32, u64)>; 3],
-    /// Per paced team, its channels whose own spacing lets them send, in the order they
-    /// get the team's slots ([`LineKey`]); and each such channel's place.
-    team_lines: HashMap<String, BTreeSet<LineKey>>,
+    /// Per paced team, its channels whose own spacing lets them send ([`Line`]); and
+    /// each such channel's team and place.
+    team_lines: HashMap<String, Line>,
     in_line: HashMap<String, (String, LineKey)>,
     last_id: u64,
 }
@@ -408,50 +416,32 @@ impl Limiter {
     }
 
     /// Waits until `scope`'s own pacing (its channel's spacing and fence, its team's
-    /// pacer) lets it send, holding nothing: what a caller that must take something else
-    /// before [`Limiter::acquire`] (a page's place in memory) waits for first.
+    /// pacer) lets it send, holding nothing but a place in its team's line: what a caller
+    /// that must take something else before [`Limiter::acquire`] (a page's place in
+    /// memory) waits for first.
     ///
     /// The channels of a team with a pacer of its own whose spacing lets them send line
     /// up for the team's slots ([`LineKey`]): the one `k` places down the line goes `k`
-    /// intervals of the team's rate after its next slot (the ones ahead may still wait
-    /// for the tenant's), and leaves the line when its request leaves. Hold the returned
-    /// value until then: dropped, it leaves the line.
+    /// intervals of the team's rate after its next slot, one more for each channel given
+    /// a slot that has not sent yet (for an interval at most). Hold the returned value
+    /// until the request has left: dropped, it leaves the line.
     pub async fn own_pace(&self, scope: Scope<'_>) -> OwnPace<'_> {
-        let channel = match scope {
-            Scope::Channel { channel, .. } => Some(channel.to_string()),
-            _ => None,
-        };
-        let pace = OwnPace {
+        let mut pace = OwnPace {
             limiter: self,
-            channel,
+            channel: None,
         };
         loop {
             tokio::task::consume_budget().await;
-            let turn = self.turn.notified();
-            tokio::pin!(turn);
-            turn.as_mut().enable();
             let now = Instant::now();
-            let (own, left) = {
-                let mut state = self.state();
-                let own = state.own(scope, self.channel_interval, now);
-                let left = match (&own, &pace.channel) {
-                    (Own::Spacing(_), Some(channel)) => state.leave_line(channel),
-                    _ => false,
-                };
-                (own, left)
-            };
-            if left {
-                self.turn.notify_waiters();
+            let (own, joined) = self.state().own(scope, self.channel_interval, now);
+            if joined {
+                if let Scope::Channel { channel, .. } = scope {
+                    pace.channel = Some(channel.to_string());
+                }
             }
             match own {
                 Own::Go => return pace,
-                Own::Spacing(at) => tokio::time::sleep_until(at).await,
-                Own::Team(at) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(at) => {}
-                        _ = turn => {}
-                    }
-                }
+                Own::Spacing(at) | Own::Team(at) => tokio::time::sleep_until(at).await,
             }
         }
     }
@@ -598,79 +588,70 @@ impl State {
     }
 
     /// Where `scope` stands as far as its own pacing goes: its channel's spacing and
-    /// fence, then its place in its team's line (taken here) and the team's pacer.
-    fn own(&mut self, scope: Scope, channel_interval: Duration, now: Instant) -> Own {
-        let Scope::Channel {
-            team,
-            channel,
-            left,
-        } = scope
-        else {
-            return Own::Go;
+    /// fence, then its turn in its team's line and the team's pacer; and whether it joined
+    /// the line just now.
+    fn own(&mut self, scope: Scope, channel_interval: Duration, now: Instant) -> (Own, bool) {
+        let Scope::Channel { team, channel, .. } = scope else {
+            return (Own::Go, false);
         };
         let pace = self.channels.get(channel);
         if let Some(p) = pace {
             let at = p.fence.max(p.sent + channel_interval);
             if at > now {
-                return Own::Spacing(at);
+                self.leave_line(channel);
+                return (Own::Spacing(at), false);
             }
         }
         let Some(t) = self.team_pacers.get(team) else {
-            return Own::Go;
+            return (Own::Go, false);
         };
         let (next, ready, step) = (t.next_slot(), t.ready_at(now), interval(t.rate));
-        let key = match self.in_line.get(channel) {
-            Some((_, key)) => *key,
+        let (key, joined) = match self.in_line.get(channel) {
+            Some((_, key)) => (*key, false),
             None => {
                 self.last_id += 1;
-                let (departures, sent) = pace.map_or((0, now), |p| (p.departures, p.sent));
-                let key = (
-                    std::cmp::Reverse(rank(left)),
-                    departures,
-                    sent,
-                    self.last_id,
-                );
-                self.team_lines
-                    .entry(team.to_string())
-                    .or_default()
-                    .insert(key);
+                let key = (pace.map_or(now, |p| p.sent), self.last_id);
                 self.in_line
                     .insert(channel.to_string(), (team.to_string(), key));
-                key
+                let line = self.team_lines.entry(team.to_string()).or_default();
+                line.waiting.insert(key);
+                (key, true)
             }
         };
-        let ahead = self
-            .team_lines
-            .get(team)
-            .map_or(0, |line| line.range(..key).count());
-        // The first in line goes at the team's next slot; the `k`-th `k` intervals after
-        // the slot that is next for the team now, ahead of it or not.
+        let line = self.team_lines.entry(team.to_string()).or_default();
+        if line.through.contains_key(&key.1) {
+            // Given its slot already (a page's place in between).
+            return (Own::Go, joined);
+        }
+        line.through.retain(|_, at| *at + step > now);
+        // One passed by waits for the next slot again, at the front.
+        line.waiting.insert(key);
+        let ahead = line.waiting.range(..key).count() + line.through.len();
         let at = if ahead == 0 {
             ready
         } else {
             (next + step * ahead as u32).max(ready)
         };
-        if at <= now {
-            Own::Go
-        } else {
-            Own::Team(at)
+        if at > now {
+            return (Own::Team(at), joined);
         }
+        line.waiting.remove(&key);
+        line.through.insert(key.1, now);
+        (Own::Go, joined)
     }
 
-    /// Takes `channel` out of its team's line; whether it was the first in it.
-    fn leave_line(&mut self, channel: &str) -> bool {
+    /// Takes `channel` out of its team's line.
+    fn leave_line(&mut self, channel: &str) {
         let Some((team, key)) = self.in_line.remove(channel) else {
-            return false;
+            return;
         };
-        let Some(line) = self.team_lines.get_mut(&team) else {
-            return false;
-        };
-        let first = line.first() == Some(&key);
-        line.remove(&key);
-        if line.is_empty() {
-            self.team_lines.remove(&team);
+        if let Some(line) = self.team_lines.get_mut(&team) {
+            line.waiting.remove(&key);
+            line.through.remove(&key.1);
+            if line.waiting.is_empty() && line.through.is_empty() {
+                self.team_lines.remove(&team);
+            }
         }
-        first
     }
 
     /// The turn a throttled request of this channel was given, if it was.
@@ -732,7 +713,14 @@ impl State {
                 .or_insert(ChannelPace::new(now));
             pace.sent = now;
             pace.departures = pace.departures.saturating_add(1);
-            // Its place in the team's line was for this request.
+            // Its place in the team's line was for this request; those given a slot
+            // before it that have not sent have lost theirs (they wait at the front).
+            if let Some((team, key)) = self.in_line.get(channel).cloned() {
+                if let Some(line) = self.team_lines.get_mut(&team) {
+                    let given = line.through.get(&key.1).copied().unwrap_or(now);
+                    line.through.retain(|_, at| *at > given);
+                }
+            }
             self.leave_line(channel);
             if self.channels.len() > 4096 {
                 // Channels that have not sent for a minute need no spacing any more.

@@ -223,23 +223,23 @@ async fn a_team_pacer_spaces_that_teams_channels() {
     );
 }
 
-/// A paced team's next slot goes to the channel of the team that sent the fewest
-/// requests so far, whichever asked first: taken by whichever channel's timer fired first,
-/// the slots left some channels of a team half as far along as the rest (4/s per team:
-/// its last channel sent its last 10 pages alone, 9 s at its own 1/s).
+/// A paced team's next slot goes to its channel that sent longest ago, whichever asked
+/// first: taken by whichever channel's timer fired first, the slots left some channels of a
+/// team half as far along as the rest (4/s per team: its last channel sent its last 10
+/// pages alone, 9 s at its own 1/s).
 #[tokio::test(start_paused = true)]
-async fn a_paced_teams_next_slot_goes_to_its_channel_that_sent_the_fewest() {
-    for behind_asks_first in [false, true] {
+async fn a_paced_teams_next_slot_goes_to_its_channel_that_sent_longest_ago() {
+    for early_asks_first in [false, true] {
         let l = Arc::new(Limiter::new(20.0, 1.0, 10));
         accepted(&l, &["t1", "t2"], 4, 6).await;
         traffic(&l, &["t1", "t2"], &["t1"], 4, 3).await;
         assert!(l.state().team_pacers.contains_key("t1"));
-        // "ahead" sent three requests, spaced by its own rate; "behind" none.
-        for _ in 0..3 {
-            drop(l.acquire(channel("t1", "ahead")).await);
-            tokio::time::advance(Duration::from_secs(1)).await;
-        }
-        // Both wait for the team's next slot.
+        drop(l.acquire(channel("t1", "early")).await);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        drop(l.acquire(channel("t1", "late")).await);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // Both may send as far as their own spacing goes; another channel takes the
+        // team's slot, and they wait for the next one.
         drop(l.acquire(channel("t1", "other")).await);
         let order = Arc::new(Mutex::new(Vec::new()));
         let ask = |name: &'static str| {
@@ -249,19 +249,46 @@ async fn a_paced_teams_next_slot_goes_to_its_channel_that_sent_the_fewest() {
                 order.lock().unwrap().push(name);
             })
         };
-        let (first, second) = if behind_asks_first {
-            (ask("behind"), ask("ahead"))
+        let (first, second) = if early_asks_first {
+            (ask("early"), ask("late"))
         } else {
-            (ask("ahead"), ask("behind"))
+            (ask("late"), ask("early"))
         };
         first.await.unwrap();
         second.await.unwrap();
         assert_eq!(
             *order.lock().unwrap(),
-            ["behind", "ahead"],
-            "behind asked first: {behind_asks_first}"
+            ["early", "late"],
+            "early asked first: {early_asks_first}"
         );
     }
+}
+
+/// A channel given the team's slot that does not send it (it waits for a page's place)
+/// holds the others back one interval of the team's rate at most.
+#[tokio::test(start_paused = true)]
+async fn a_channel_given_its_teams_slot_that_does_not_send_is_passed_by() {
+    let l = Arc::new(Limiter::new(20.0, 1.0, 10));
+    accepted(&l, &["t1", "t2"], 4, 6).await;
+    traffic(&l, &["t1", "t2"], &["t1"], 4, 3).await;
+    let step = interval(l.state().team_pacers.get("t1").expect("t1 paced").rate);
+    drop(l.acquire(channel("t1", "other")).await);
+    let asked = Instant::now();
+    let stuck = l.own_pace(channel("t1", "stuck")).await;
+    let given = Instant::now() - asked;
+    let mut waits = Vec::new();
+    for name in ["a", "b", "c"] {
+        let from = Instant::now();
+        drop(l.acquire(channel("t1", name)).await);
+        waits.push(Instant::now() - from);
+    }
+    drop(stuck);
+    // "stuck" got the slot after "other"'s, "a" the one after that, and so on: "stuck"
+    // held back no one for longer than its own slot (to the next millisecond tick).
+    let tick = Duration::from_millis(2);
+    assert!(given <= step + tick, "{given:?}");
+    assert!(waits.iter().all(|w| *w <= step + tick), "{waits:?}");
+    assert!(l.state().in_line.is_empty());
 }
 
 /// A channel that stops waiting (its run stopped) leaves its team's line: the one behind
