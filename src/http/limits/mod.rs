@@ -32,15 +32,16 @@
 //!   rate that ran clean when the rate had crept past it: the tenant when 429s come from
 //!   several teams together (or only one team is busy, or the tenant is paced at a limit
 //!   it learned, or over it), else that team, which then gets a pacer of its own —
-//!   dropped again when 429s go on while the team is paced under what Graph
-//!   accepted of it. The other way round too: 429s that go on while the tenant is paced
+//!   dropped again when 429s go on, other teams' with them, while the team is paced
+//!   under what Graph accepted of it. The other way round too: 429s that go on while the tenant is paced
 //!   under what Graph accepted of it in all come from the teams' limits (a pace of the
 //!   whole tenant hands its slots to whichever channels are ready, so one team may still
 //!   get more than its share): from then on each 429 cuts its team's pacer, and the
 //!   tenant's rate creeps back up at once. That is how teams whose lists came in one after
 //!   the other, so that their 429s first looked like the tenant's, still each get their
 //!   own limit. That reading is refuted in turn (for the rest of the run, team pacers
-//!   dropped) by team pacers meeting 429s under what Graph accepted of them, or by 429s
+//!   dropped) by team pacers meeting 429s under what Graph accepted of them together
+//!   with other teams, or by 429s
 //!   that stay a large share of the answers ([`Reading`]). After a quiet hold, rates creep
 //!   back up ([`pacer`]).
 
@@ -762,12 +763,15 @@ impl State {
                     .is_some_and(|at| now.duration_since(*at) <= BUSY)
         });
         // A team paced under what Graph accepted of it when its pacer was last cut cannot
-        // be over its own limit: the 429 comes from a wider one, and the team pacer was a
-        // guess (429s of requests sent before that cut excepted).
-        let dropped_guess = self
-            .team_pacers
-            .get(team)
-            .is_some_and(|p| p.under_learned_limit() && !p.cut_within(now, Duration::from_secs(1)));
+        // be over its own limit: when other teams meet 429s with it, the 429 comes from a
+        // wider one, and the team pacer was a guess (429s of requests sent before that cut
+        // excepted). Alone, it is the team's own limit, which what Graph accepted
+        // overstated: a limit's burst lets a team run a fifth over it for seconds (4/s per
+        // team: read as a refutation, it handed the run to a tenant pace, 73 %).
+        let dropped_guess = other_team_429
+            && self.team_pacers.get(team).is_some_and(|p| {
+                p.under_learned_limit() && !p.cut_within(now, Duration::from_secs(1))
+            });
         if dropped_guess {
             self.team_pacers.remove(team);
         }
@@ -787,9 +791,10 @@ impl State {
         }
         if let Reading::Teams { since } = self.reading {
             // The teams' limits were a guess too. It is refuted by a team pacer meeting
-            // 429s under what Graph accepted of it, twice within seconds (once may be a
-            // channel's own limit), or by 429s that stay a large share of the answers
-            // seconds after the teams took over (a tenant's limit spread over many small
+            // 429s under what Graph accepted of it, with other teams' 429s around them
+            // (`dropped_guess`), twice within seconds (once may be a channel's own
+            // limit), or by 429s that stay a large share of the answers seconds after
+            // the teams took over (a tenant's limit spread over many small
             // teams, a 429 or two each, paces none of them). Then the tenant's it is, for
             // the rest of the run (flipping between the two costs a burst of 429s each
             // time), and the teams' pacers go with the guess.

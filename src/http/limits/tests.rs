@@ -375,8 +375,8 @@ async fn a_request_held_by_its_team_keeps_the_tenant_spacing() {
 }
 
 /// A team pacer is a guess. When 429s go on while the team is paced under what Graph
-/// accepted of it, the limit is wider than the team: the guess goes, instead of cutting the
-/// team again and again down to a crawl.
+/// accepted of it, and other teams meet them too, the limit is wider than the team: the
+/// guess goes, instead of cutting the team again and again down to a crawl.
 #[tokio::test(start_paused = true)]
 async fn a_team_paced_under_its_learned_limit_that_still_meets_429s_loses_its_pacer() {
     let l = Limiter::new(20.0, 1.0, 10);
@@ -384,12 +384,34 @@ async fn a_team_paced_under_its_learned_limit_that_still_meets_429s_loses_its_pa
     traffic(&l, &["t1", "t2"], &["t1"], 4, 3).await;
     let rate = l.state().team_pacers.get("t1").expect("t1 paced").rate;
     tokio::time::advance(Duration::from_secs(2)).await;
+    l.throttled(channel("t2", "b"), Some(Duration::from_millis(10)));
+    tokio::time::advance(Duration::from_millis(100)).await;
     l.throttled(channel("t1", "a"), Some(Duration::from_millis(10)));
     let state = l.state();
     assert!(
         !state.team_pacers.contains_key("t1"),
         "t1 was cut again from {rate}"
     );
+}
+
+/// Alone, such a 429 is the team's own limit, which what Graph accepted of the team
+/// overstated (a limit's burst lets a team run a fifth over it for seconds): the team is
+/// cut again and keeps its pacer. Read as a refutation of the teams' limits, it handed a
+/// run of 4/s per team to a pace of the whole tenant (73 % of the ceiling).
+#[tokio::test(start_paused = true)]
+async fn a_paced_team_alone_meeting_429s_under_its_learned_limit_is_cut_again() {
+    let l = Limiter::new(20.0, 1.0, 10);
+    accepted(&l, &["t1", "t2"], 4, 6).await;
+    traffic(&l, &["t1", "t2"], &["t1"], 4, 3).await;
+    let rate = l.state().team_pacers.get("t1").expect("t1 paced").rate;
+    accepted(&l, &["t1", "t2"], 4, 2).await;
+    l.throttled(channel("t1", "a"), Some(Duration::from_millis(10)));
+    tokio::time::advance(Duration::from_millis(100)).await;
+    l.throttled(channel("t1", "a"), Some(Duration::from_millis(10)));
+    let state = l.state();
+    let now = state.team_pacers.get("t1").expect("t1 still paced").rate;
+    assert!(now < rate, "{now} after {rate}");
+    assert!(state.refutations.is_empty());
 }
 
 /// Channels of a team paced at 1/s that wait for the team's next slot hold no request
