@@ -614,8 +614,6 @@ impl State {
                 let key = (pace.map_or(now, |p| p.sent), self.last_id);
                 self.in_line
                     .insert(channel.to_string(), (team.to_string(), key));
-                let line = self.team_lines.entry(team.to_string()).or_default();
-                line.waiting.insert(key);
                 (key, true)
             }
         };
@@ -625,7 +623,7 @@ impl State {
             return (Own::Go, joined);
         }
         line.through.retain(|_, at| *at + step > now);
-        // One passed by waits for the next slot again, at the front.
+        // Waits for a slot: a new place, or one passed by (again, at the front).
         line.waiting.insert(key);
         let ahead = line.waiting.range(..key).count() + line.through.len();
         let at = if ahead == 0 {
