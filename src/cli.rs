@@ -190,6 +190,10 @@ pub struct EmulatorArgs {
     /// Added to every Graph and token request, e.g. 50ms.
     #[arg(long, value_name = "DURATION", default_value = "0ms")]
     pub latency: String,
+    /// Most of a random delay (uniform from 0) on each Graph request's way in, before the
+    /// limits count it, e.g. 20ms: evenly spaced requests arrive unevenly, as over a network.
+    #[arg(long, value_name = "DURATION", default_value = "0ms")]
+    pub jitter: String,
     /// Requests/s per tenant on --tenant-routes (Graph: 20); over it: 429 + Retry-After.
     #[arg(long, value_name = "RPS")]
     pub tenant_rps: Option<f64>,

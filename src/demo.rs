@@ -31,6 +31,7 @@ pub async fn emulator(args: EmulatorArgs, shutdown: Shutdown) -> Result<Code> {
     };
     let latency =
         parse_duration(&args.latency).map_err(|e| Fatal::usage(format!("--latency {e}")))?;
+    let jitter = parse_duration(&args.jitter).map_err(|e| Fatal::usage(format!("--jitter {e}")))?;
     let sink_delay =
         parse_duration(&args.sink_delay).map_err(|e| Fatal::usage(format!("--sink-delay {e}")))?;
     let limits = limits(&args)?;
@@ -54,6 +55,7 @@ pub async fn emulator(args: EmulatorArgs, shutdown: Shutdown) -> Result<Code> {
         sink_port,
         ingest_token: args.ingest_token,
         latency,
+        jitter,
         limits,
         sink_delay,
         quiet_batches: args.quiet_batches,

@@ -29,7 +29,8 @@ pub struct Case {
 }
 
 /// The tenant: `teams` × `channels` channels of `roots` roots with up to `replies` replies,
-/// 28 days of history (inside the first run's 30-day lookback), 200 users, 50 ms latency.
+/// 28 days of history (inside the first run's 30-day lookback), 200 users, 50 ms latency
+/// (and `BENCH_JITTER`, when set, as the emulator's `--jitter`).
 fn tenant(teams: u64, channels: u64, roots: u64, replies: u64) -> Vec<String> {
     people(teams, channels, roots, replies, 200)
 }
@@ -45,10 +46,15 @@ fn people(teams: u64, channels: u64, roots: u64, replies: u64, users: u64) -> Ve
         ("--history-days", "28".to_owned()),
         ("--latency", format!("{}ms", LATENCY.as_millis())),
     ];
-    flags
+    let mut flags: Vec<String> = flags
         .into_iter()
         .flat_map(|(f, v)| [f.to_owned(), v])
-        .collect()
+        .collect();
+    // Requests evenly spaced by the connector arrive unevenly, as over a real network.
+    if let Ok(most) = std::env::var("BENCH_JITTER") {
+        flags.extend(["--jitter".to_owned(), most]);
+    }
+    flags
 }
 
 fn with(mut flags: Vec<String>, more: &[&str]) -> Vec<String> {

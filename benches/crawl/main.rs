@@ -16,8 +16,9 @@
 //! Environment: `BENCH_CASES=a,d` picks cases (default: all), `BENCH_SCALE=0.05` shrinks
 //! them (a quick check), `BENCH_BIN` runs another binary, `BENCH_KEEP=1` keeps the temp dirs
 //! (configs, logs), `BENCH_TIMEOUT_SECS` (default 3600) bounds each connector run,
-//! `BENCH_PIN=0` lets the emulator and the connector share CPUs ([`measure::pin`]), and
-//! `TEAMS_CONNECTOR__*` variables reach the connector.
+//! `BENCH_PIN=0` lets the emulator and the connector share CPUs ([`measure::pin`]),
+//! `BENCH_JITTER=20ms` delays each request on its way into the emulator by up to that much
+//! (`--jitter`), and `TEAMS_CONNECTOR__*` variables reach the connector.
 
 // A plain synchronous program: blocking sleeps and std process handling are what it needs.
 #![allow(clippy::disallowed_methods)]

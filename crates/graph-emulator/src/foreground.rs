@@ -18,6 +18,9 @@ pub struct Foreground {
     pub ingest_token: String,
     /// Added to every Graph and token request.
     pub latency: Duration,
+    /// Most of the random delay of a Graph request on its way in, before the limits judge
+    /// it ([`Emulator::set_jitter`](crate::Emulator::set_jitter)).
+    pub jitter: Duration,
     pub limits: Limits,
     /// How long the sink holds back every answer (a busy ingest).
     pub sink_delay: Duration,
@@ -42,6 +45,7 @@ pub async fn run_foreground(
     )
     .await?;
     emulator.set_latency(f.latency);
+    emulator.set_jitter(f.jitter);
     emulator.set_limits(f.limits.clone());
     let sink = Sink::start(
         Some(f.ingest_token.clone()),

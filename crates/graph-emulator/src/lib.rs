@@ -107,6 +107,14 @@ impl Default for TenantSpec {
     }
 }
 
+/// The way-in delay of the `n`-th request under [`Emulator::set_jitter`]`(most)`: uniform
+/// in `[0, most)`, the same for the same tenant seed.
+pub fn jitter_draw(seed: u64, n: u64, most: Duration) -> Duration {
+    let mut rng = prng::Rng::new(seed ^ n.wrapping_mul(0xA076_1D64_78BD_642F)).fork("jitter");
+    let micros = most.as_micros().min(u64::MAX as u128) as u64;
+    Duration::from_micros(rng.below(micros))
+}
+
 /// Behaviour switches of the emulated services.
 #[derive(Debug, Clone)]
 pub struct EmulatorOptions {
@@ -261,6 +269,12 @@ pub(crate) struct Shared {
     inline_replies: AtomicUsize,
     /// Added to every Graph and token request, in microseconds (tests of slow tenants).
     latency_us: std::sync::atomic::AtomicU64,
+    /// Most of the random delay a Graph request takes on its way in, in microseconds.
+    jitter_us: std::sync::atomic::AtomicU64,
+    /// Requests delayed so far: the draw of the n-th is [`jitter_draw`]`(seed, n, most)`.
+    jitter_seq: std::sync::atomic::AtomicU64,
+    /// The tenant's seed, for the jitter draws.
+    seed: u64,
     /// Page size of `GET /teams` when the request gives no `$top`.
     teams_page: AtomicUsize,
     /// When the server started: arrivals are recorded as offsets from it.
@@ -300,6 +314,16 @@ impl Shared {
 
     pub(crate) fn latency(&self) -> Duration {
         Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
+    }
+
+    /// The way-in delay of the next Graph request: zero unless [`Emulator::set_jitter`].
+    pub(crate) fn next_jitter(&self) -> Duration {
+        let most = self.jitter_us.load(Ordering::Relaxed);
+        if most == 0 {
+            return Duration::ZERO;
+        }
+        let n = self.jitter_seq.fetch_add(1, Ordering::Relaxed);
+        jitter_draw(self.seed, n, Duration::from_micros(most))
     }
 
     pub(crate) fn inline_replies(&self) -> usize {
@@ -349,6 +373,9 @@ impl Emulator {
             }),
             base: format!("http://{local}"),
             latency_us: std::sync::atomic::AtomicU64::new(opts.latency.as_micros() as u64),
+            jitter_us: std::sync::atomic::AtomicU64::new(0),
+            jitter_seq: std::sync::atomic::AtomicU64::new(0),
+            seed: spec.seed,
             opts,
             links: links::Tokens::new(spec.seed),
             inline_replies: AtomicUsize::new(1000),
@@ -493,6 +520,16 @@ impl Emulator {
         self.shared
             .latency_us
             .store(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Delays every Graph request by a random share of `most` on its way in, before it is
+    /// counted or judged by the limits: a network whose delays vary, so requests the client
+    /// spaced evenly arrive unevenly. Zero (the default) turns it off. The n-th delayed
+    /// request waits [`jitter_draw`]`(seed, n, most)`.
+    pub fn set_jitter(&self, most: Duration) {
+        self.shared
+            .jitter_us
+            .store(most.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Enforces rate limits from now on, with full buckets; `Limits::default()` lifts them.

@@ -103,11 +103,19 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn count(State(app): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
-    let now = std::time::Instant::now();
     let route = classify(req.uri().path());
     if route == Some("stats") {
         return next.run(req).await;
     }
+    let identity = matches!(route, Some("token" | "devicecode"));
+    if !identity {
+        // The way in: the request reaches Graph (is counted and judged) after it.
+        let jitter = app.next_jitter();
+        if !jitter.is_zero() {
+            tokio::time::sleep(jitter).await;
+        }
+    }
+    let now = std::time::Instant::now();
     req.extensions_mut().insert(Arrival(now));
     {
         let mut w = app.lock();
@@ -122,7 +130,6 @@ async fn count(State(app): State<Arc<Shared>>, mut req: Request, next: Next) -> 
             w.arrivals.push(now.duration_since(app.started));
         }
     }
-    let identity = matches!(route, Some("token" | "devicecode"));
     let latency = app.latency();
     if !identity && !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -161,3 +161,40 @@ async fn the_counters_start_over_on_reset_and_the_buckets_do_not() {
     assert_eq!(stats["limits"]["channel_rps"], 1.0);
     assert_eq!(stats["limits"]["tenant_routes"], "messages");
 }
+
+#[tokio::test]
+async fn jitter_delays_each_request_on_its_way_in_before_it_is_counted() {
+    let (emu, http, access) = start(spec()).await;
+    let most = Duration::from_millis(200);
+    emu.set_jitter(most);
+    let urls: Vec<String> = lists(&emu).concat();
+    let draws: Vec<Duration> = (0..8)
+        .map(|n| crate::jitter_draw(spec().seed, n, most))
+        .collect();
+    assert!(draws.iter().all(|d| *d < most), "{draws:?}");
+    let (lo, hi) = (draws.iter().min().unwrap(), draws.iter().max().unwrap());
+    assert!(*hi - *lo > Duration::from_millis(60), "{draws:?}");
+    let mut took = Vec::new();
+    for url in &urls[..8] {
+        let t = std::time::Instant::now();
+        assert_eq!(answer(&http, &access, url).await.0, 200);
+        took.push(t.elapsed());
+    }
+    for (t, d) in took.iter().zip(&draws) {
+        assert!(
+            *t >= *d && *t < *d + Duration::from_millis(150),
+            "{took:?} {draws:?}"
+        );
+    }
+    // Each request arrives (is stamped, counted, judged) after its delay: one sent right
+    // after the answer to the one before arrives at least its own draw later.
+    let arrivals = emu.arrivals();
+    assert_eq!(arrivals.len(), 8);
+    for (i, pair) in arrivals.windows(2).enumerate() {
+        assert!(pair[1] - pair[0] >= draws[i + 1], "{arrivals:?} {draws:?}");
+    }
+    emu.set_jitter(Duration::ZERO);
+    let t = std::time::Instant::now();
+    assert_eq!(answer(&http, &access, &urls[8]).await.0, 200);
+    assert!(t.elapsed() < Duration::from_millis(100));
+}
