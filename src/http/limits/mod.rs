@@ -24,7 +24,11 @@
 //!   tell the channel's limit from the tenant's, and guessing "the channel" is what lets
 //!   other channels run into the tenant's `Retry-After`. The throttled request itself
 //!   goes first when the fence ends (the token Graph refilled is its), the rest one
-//!   interval later;
+//!   interval later. A 429 of a channel sent at its own spacing may still be its own
+//!   limit, met by a request that arrived early: the channels' spacing widens a little
+//!   ([`CHANNEL_WIDEN`]);
+//! - a lone 429 cuts nothing, but eases a scope paced at a limit it learned by a percent
+//!   ([`Pacer::nudge`]): uneven arrivals meet a limit with a small burst now and then;
 //! - the rate of the scope the 429 points at is cut to a little under what Graph accepted
 //!   in the last seconds (leaving out the time a `Retry-After` let nothing through,
 //!   unless such waits fill most of it: then they are the limit's own refill; a wait of
@@ -76,6 +80,17 @@ pub enum Scope<'a> {
 /// on time can arrive a little early behind a slow predecessor.
 const TENANT_MARGIN: f64 = 0.98;
 const CHANNEL_MARGIN: f64 = 0.97;
+/// A 429 of a channel that was sending at its own spacing is its own limit met by a
+/// request that arrived early (delays on the way vary): every channel is spaced this much
+/// wider from then on, down to [`CHANNEL_FLOOR`] of the configured rate. Spaced 3 % over
+/// Graph's 1/s, a request that reached Graph 31 ms sooner than the one before met a 429,
+/// and each 429 costs the channel a slot: 50 ms of arrival jitter took a long channel to
+/// 86 % of its rate, 95 % once its spacing followed.
+const CHANNEL_WIDEN: f64 = 1.01;
+const CHANNEL_FLOOR: f64 = 0.9;
+/// How much later than its spacing a request may have left and still be taken to have
+/// been sent at that spacing.
+const AT_SPACING: f64 = 1.02;
 /// 429s from two teams this close together point at a limit wider than a team.
 const TOGETHER: Duration = Duration::from_secs(2);
 /// A team that answered this recently was busy: a 429 elsewhere spared it.
@@ -171,6 +186,8 @@ pub fn rank(left: u32) -> u32 {
 #[derive(Debug, Clone, Copy)]
 struct ChannelPace {
     sent: Instant,
+    /// When the request before the last one left (the channel's last gap: `sent - before`).
+    before: Option<Instant>,
     /// Requests of the channel that left so far in this run.
     departures: u32,
     fence: Instant,
@@ -189,6 +206,7 @@ impl ChannelPace {
     fn new(now: Instant) -> Self {
         ChannelPace {
             sent: now,
+            before: None,
             departures: 0,
             fence: now,
             retry: None,
@@ -272,6 +290,10 @@ struct State {
     team_lines: HashMap<String, Line>,
     in_line: HashMap<String, (String, LineKey)>,
     last_id: u64,
+    /// How far apart a channel's requests leave: the configured per-channel rate less its
+    /// margin, widened by early arrivals ([`CHANNEL_WIDEN`]) up to the widest.
+    channel_interval: Duration,
+    widest_channel_interval: Duration,
 }
 
 /// Whose limits the 429s of channel messages are read as.
@@ -290,7 +312,6 @@ pub struct Limiter {
     state: Mutex<State>,
     /// Wakes the queues when their head leaves.
     turn: Notify,
-    channel_interval: Duration,
     requests: Arc<Semaphore>,
 }
 
@@ -318,9 +339,10 @@ impl Limiter {
                 team_lines: HashMap::new(),
                 in_line: HashMap::new(),
                 last_id: 0,
+                channel_interval: interval(channel_rps * CHANNEL_MARGIN),
+                widest_channel_interval: interval(channel_rps * CHANNEL_FLOOR),
             }),
             turn: Notify::new(),
-            channel_interval: interval(channel_rps * CHANNEL_MARGIN),
             requests: Arc::new(Semaphore::new(concurrency.max(1))),
         }
     }
@@ -375,7 +397,7 @@ impl Limiter {
                 match ready {
                     None => turn.await,
                     Some(ready) if ready > now => {
-                        let own = self.state().own_ready(scope, self.channel_interval);
+                        let own = self.state().own_ready(scope);
                         if own > Instant::now() {
                             // Another channel of the team took its slot: wait for the next
                             // one out of the queue, so other teams go meanwhile.
@@ -434,7 +456,7 @@ impl Limiter {
         loop {
             tokio::task::consume_budget().await;
             let now = Instant::now();
-            let (own, joined) = self.state().own(scope, self.channel_interval, now);
+            let (own, joined) = self.state().own(scope, now);
             if joined {
                 if let Scope::Channel { channel, .. } = scope {
                     pace.channel = Some(channel.to_string());
@@ -468,10 +490,26 @@ impl Limiter {
             .channels
             .get(channel)
             .is_some_and(|p| p.departures == 1);
+        // Sent at its own spacing, it may have met its own limit by arriving early: where
+        // no other 429 came within seconds, the channels' spacing widens. Learned from all
+        // the same (a limit of the tenant or a team narrower than the channels sent
+        // together meets them at their spacing too, but in 429s close together, which
+        // say nothing about the channels' own limit).
+        let spaced = state.channels.get(channel).is_some_and(|p| {
+            p.before
+                .is_some_and(|b| p.sent - b <= state.channel_interval.mul_f64(AT_SPACING))
+        });
+        let lone = state
+            .recent
+            .back()
+            .is_none_or(|(at, _)| now.duration_since(*at) > REPEATED);
+        if spaced && lone && !first {
+            state.widen_channels();
+        }
         let rate = if first {
             state.team_rate(team)
         } else {
-            state.learn(team, now)
+            state.learn(team, now, !spaced)
         };
         let wait = retry_after.unwrap_or_else(|| interval(rate).max(Duration::from_secs(1)));
         let until = now + wait;
@@ -486,7 +524,7 @@ impl Limiter {
             .entry(channel.to_string())
             .or_insert(ChannelPace::new(now));
         let tenant_interval = interval(state.messages.rate);
-        let own = pace.sent + self.channel_interval;
+        let own = pace.sent + state.channel_interval;
         if own > until + tenant_interval {
             // The channel's own spacing holds the retry longer than the fence: others use
             // the refilled token meanwhile, and the retry queues like any request.
@@ -573,14 +611,14 @@ impl State {
     }
 
     /// When the channel (and its team) may send, as far as their own pacing goes.
-    fn own_ready(&self, scope: Scope, channel_interval: Duration) -> Instant {
+    fn own_ready(&self, scope: Scope) -> Instant {
         let now = Instant::now();
         let Scope::Channel { team, channel, .. } = scope else {
             return now;
         };
         let mut at = now;
         if let Some(p) = self.channels.get(channel) {
-            at = at.max(p.fence).max(p.sent + channel_interval);
+            at = at.max(p.fence).max(p.sent + self.channel_interval);
         }
         if let Some(t) = self.team_pacers.get(team) {
             at = at.max(t.ready_at(now));
@@ -591,13 +629,13 @@ impl State {
     /// Where `scope` stands as far as its own pacing goes: its channel's spacing and
     /// fence, then its turn in its team's line and the team's pacer; and whether it joined
     /// the line just now.
-    fn own(&mut self, scope: Scope, channel_interval: Duration, now: Instant) -> (Own, bool) {
+    fn own(&mut self, scope: Scope, now: Instant) -> (Own, bool) {
         let Scope::Channel { team, channel, .. } = scope else {
             return (Own::Go, false);
         };
         let pace = self.channels.get(channel);
         if let Some(p) = pace {
-            let at = p.fence.max(p.sent + channel_interval);
+            let at = p.fence.max(p.sent + self.channel_interval);
             if at > now {
                 self.leave_line(channel);
                 return (Own::Spacing(at), false);
@@ -710,6 +748,7 @@ impl State {
                 .channels
                 .entry(channel.to_string())
                 .or_insert(ChannelPace::new(now));
+            pace.before = (pace.departures > 0).then_some(pace.sent);
             pace.sent = now;
             pace.departures = pace.departures.saturating_add(1);
             // Its place in the team's line was for this request; those given a slot
@@ -730,6 +769,18 @@ impl State {
         }
     }
 
+    /// Spaces every channel's requests [`CHANNEL_WIDEN`] wider, up to the widest.
+    fn widen_channels(&mut self) {
+        let wider = self.channel_interval.mul_f64(CHANNEL_WIDEN);
+        if wider <= self.widest_channel_interval && wider > self.channel_interval {
+            self.channel_interval = wider;
+            tracing::debug!(
+                per_channel_requests_per_second = format!("{:.3}", 1.0 / wider.as_secs_f64()),
+                "A channel sent at its own spacing met a 429; spacing channels wider."
+            );
+        }
+    }
+
     /// The rate `team`'s requests go at: its own pacer's, else the tenant's.
     fn team_rate(&self, team: &str) -> f64 {
         let paced = self.team_pacers.get(team).map(|p| p.rate);
@@ -738,7 +789,10 @@ impl State {
 
     /// Lays a 429 of `team` at the door of the scope it most likely hit and cuts that
     /// scope's rate; returns the rate that now applies to the team's requests.
-    fn learn(&mut self, team: &str, now: Instant) -> f64 {
+    /// A lone 429 (no other one within seconds) where a limit was learned eases that
+    /// scope's rate a little ([`Pacer::nudge`]) unless `nudge` is false (the 429 is
+    /// explained otherwise).
+    fn learn(&mut self, team: &str, now: Instant, nudge: bool) -> f64 {
         while self
             .recent
             .front()
@@ -781,7 +835,11 @@ impl State {
         // Likewise a tenant paced under what Graph accepted of it when it was last cut: the
         // 429 comes from a narrower limit, a team's, which a pace of the whole tenant cannot
         // keep (its slots go to whichever channels are ready, not evenly to the teams).
-        let tenant_guess_wrong = self.messages.under_learned_limit()
+        // Not a lone one: paced 3 % under a limit whose burst is one request, a request
+        // that arrived a few tens of milliseconds early meets it (a 1/s limit, read as
+        // the teams' on such a 429, was probed past by the released tenant: 0.91 of it).
+        let tenant_guess_wrong = earlier
+            && self.messages.under_learned_limit()
             && !self.messages.cut_within(now, Duration::from_secs(1));
         if tenant_guess_wrong && matches!(self.reading, Reading::Undecided) {
             self.messages.release();
@@ -826,6 +884,12 @@ impl State {
         if !team_limit {
             // A lone 429 is arrival jitter or a limit we cannot place: its fence is enough.
             // One cut per burst of them.
+            if !earlier && nudge {
+                // Paced at a limit it learned, the tenant meets a 429 now and then: requests
+                // that left evenly spaced reach Graph unevenly. Each eases the rate a little,
+                // until they stop.
+                self.messages.nudge(now);
+            }
             if !earlier || self.messages.cut_within(now, Duration::from_secs(1)) {
                 return self.messages.rate;
             }
@@ -839,6 +903,13 @@ impl State {
             return rate;
         }
         if !earlier_of_team {
+            if nudge {
+                // The pace the team was sent at: its own, else the tenant's.
+                match self.team_pacers.get_mut(team) {
+                    Some(p) => p.nudge(now),
+                    None => self.messages.nudge(now),
+                }
+            }
             return self.team_rate(team);
         }
         let history = self.team_seen.get(team).cloned().unwrap_or_default();
