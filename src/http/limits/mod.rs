@@ -26,9 +26,7 @@
 //!   goes first when the fence ends (the token Graph refilled is its), the rest one
 //!   interval later. A 429 of a channel sent at its own spacing may still be its own
 //!   limit, met by a request that arrived early: the channels' spacing widens a little
-//!   ([`CHANNEL_WIDEN`]);
-//! - a lone 429 cuts nothing, but eases a scope paced at a limit it learned by a percent
-//!   ([`Pacer::nudge`]): uneven arrivals meet a limit with a small burst now and then;
+//!   ([`CHANNEL_WIDEN`]), and narrows back after minutes without;
 //! - the rate of the scope the 429 points at is cut to a little under what Graph accepted
 //!   in the last seconds (leaving out the time a `Retry-After` let nothing through,
 //!   unless such waits fill most of it: then they are the limit's own refill; a wait of
@@ -88,6 +86,10 @@ const CHANNEL_MARGIN: f64 = 0.97;
 /// 86 % of its rate, 95 % once its spacing followed.
 const CHANNEL_WIDEN: f64 = 1.01;
 const CHANNEL_FLOOR: f64 = 0.9;
+/// After this long without widening, the spacing narrows back by a step: a 429 that had
+/// nothing to do with the channels' limit costs them a percent for minutes, not for the
+/// rest of the run.
+const CHANNEL_RECOVER: Duration = Duration::from_secs(120);
 /// How much later than its spacing a request may have left and still be taken to have
 /// been sent at that spacing.
 const AT_SPACING: f64 = 1.02;
@@ -291,9 +293,12 @@ struct State {
     in_line: HashMap<String, (String, LineKey)>,
     last_id: u64,
     /// How far apart a channel's requests leave: the configured per-channel rate less its
-    /// margin, widened by early arrivals ([`CHANNEL_WIDEN`]) up to the widest.
+    /// margin, widened by early arrivals ([`CHANNEL_WIDEN`]) up to the widest, narrowed back
+    /// a step every [`CHANNEL_RECOVER`] without one; and when it last changed.
     channel_interval: Duration,
+    narrowest_channel_interval: Duration,
     widest_channel_interval: Duration,
+    channel_interval_set: Instant,
 }
 
 /// Whose limits the 429s of channel messages are read as.
@@ -340,7 +345,9 @@ impl Limiter {
                 in_line: HashMap::new(),
                 last_id: 0,
                 channel_interval: interval(channel_rps * CHANNEL_MARGIN),
+                narrowest_channel_interval: interval(channel_rps * CHANNEL_MARGIN),
                 widest_channel_interval: interval(channel_rps * CHANNEL_FLOOR),
+                channel_interval_set: now,
             }),
             turn: Notify::new(),
             requests: Arc::new(Semaphore::new(concurrency.max(1))),
@@ -504,12 +511,12 @@ impl Limiter {
             .back()
             .is_none_or(|(at, _)| now.duration_since(*at) > REPEATED);
         if spaced && lone && !first {
-            state.widen_channels();
+            state.widen_channels(now);
         }
         let rate = if first {
             state.team_rate(team)
         } else {
-            state.learn(team, now, !spaced)
+            state.learn(team, now)
         };
         let wait = retry_after.unwrap_or_else(|| interval(rate).max(Duration::from_secs(1)));
         let until = now + wait;
@@ -744,6 +751,14 @@ impl State {
     fn departed(&mut self, scope: Scope) {
         if let Scope::Channel { channel, .. } = scope {
             let now = Instant::now();
+            let recovered = now.duration_since(self.channel_interval_set) >= CHANNEL_RECOVER;
+            if recovered && self.channel_interval > self.narrowest_channel_interval {
+                self.channel_interval = self
+                    .channel_interval
+                    .div_f64(CHANNEL_WIDEN)
+                    .max(self.narrowest_channel_interval);
+                self.channel_interval_set = now;
+            }
             let pace = self
                 .channels
                 .entry(channel.to_string())
@@ -770,10 +785,11 @@ impl State {
     }
 
     /// Spaces every channel's requests [`CHANNEL_WIDEN`] wider, up to the widest.
-    fn widen_channels(&mut self) {
+    fn widen_channels(&mut self, now: Instant) {
         let wider = self.channel_interval.mul_f64(CHANNEL_WIDEN);
         if wider <= self.widest_channel_interval && wider > self.channel_interval {
             self.channel_interval = wider;
+            self.channel_interval_set = now;
             tracing::debug!(
                 per_channel_requests_per_second = format!("{:.3}", 1.0 / wider.as_secs_f64()),
                 "A channel sent at its own spacing met a 429; spacing channels wider."
@@ -789,10 +805,7 @@ impl State {
 
     /// Lays a 429 of `team` at the door of the scope it most likely hit and cuts that
     /// scope's rate; returns the rate that now applies to the team's requests.
-    /// A lone 429 (no other one within seconds) where a limit was learned eases that
-    /// scope's rate a little ([`Pacer::nudge`]) unless `nudge` is false (the 429 is
-    /// explained otherwise).
-    fn learn(&mut self, team: &str, now: Instant, nudge: bool) -> f64 {
+    fn learn(&mut self, team: &str, now: Instant) -> f64 {
         while self
             .recent
             .front()
@@ -835,11 +848,7 @@ impl State {
         // Likewise a tenant paced under what Graph accepted of it when it was last cut: the
         // 429 comes from a narrower limit, a team's, which a pace of the whole tenant cannot
         // keep (its slots go to whichever channels are ready, not evenly to the teams).
-        // Not a lone one: paced 3 % under a limit whose burst is one request, a request
-        // that arrived a few tens of milliseconds early meets it (a 1/s limit, read as
-        // the teams' on such a 429, was probed past by the released tenant: 0.91 of it).
-        let tenant_guess_wrong = earlier
-            && self.messages.under_learned_limit()
+        let tenant_guess_wrong = self.messages.under_learned_limit()
             && !self.messages.cut_within(now, Duration::from_secs(1));
         if tenant_guess_wrong && matches!(self.reading, Reading::Undecided) {
             self.messages.release();
@@ -884,12 +893,6 @@ impl State {
         if !team_limit {
             // A lone 429 is arrival jitter or a limit we cannot place: its fence is enough.
             // One cut per burst of them.
-            if !earlier && nudge {
-                // Paced at a limit it learned, the tenant meets a 429 now and then: requests
-                // that left evenly spaced reach Graph unevenly. Each eases the rate a little,
-                // until they stop.
-                self.messages.nudge(now);
-            }
             if !earlier || self.messages.cut_within(now, Duration::from_secs(1)) {
                 return self.messages.rate;
             }
@@ -903,13 +906,6 @@ impl State {
             return rate;
         }
         if !earlier_of_team {
-            if nudge {
-                // The pace the team was sent at: its own, else the tenant's.
-                match self.team_pacers.get_mut(team) {
-                    Some(p) => p.nudge(now),
-                    None => self.messages.nudge(now),
-                }
-            }
             return self.team_rate(team);
         }
         let history = self.team_seen.get(team).cloned().unwrap_or_default();

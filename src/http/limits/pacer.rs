@@ -29,12 +29,10 @@ const RAISE: f64 = 1.03;
 /// what Graph accepted, which a half-idle scope would badly underestimate.
 const BINDING: f64 = 0.1;
 const EASE: f64 = 0.9;
-/// A lone 429 at a learned limit takes this share off the rate (and the limit learned).
-pub const NUDGE: f64 = 0.99;
 /// Once a limit was found, one cut takes at most this share off.
 const NEAR: f64 = 0.8;
-/// A rate that ran this long without a 429, at that rate, is one to come back to.
-const CLEAN: Duration = Duration::from_secs(10);
+/// A rate that ran this long without a 429 is one to come back to.
+const CLEAN: Duration = Duration::from_secs(5);
 /// How late a wake-up may come (timers have millisecond ticks) and still be on time.
 const TIMER_SLACK: Duration = Duration::from_millis(2);
 /// A limit's burst is taken to be a second's worth (at least one request): a fence
@@ -216,7 +214,7 @@ impl Pacer {
             .cut_at
             .is_none_or(|c| now.duration_since(c) >= self.hold);
         if held && self.rate < self.ceiling && now.duration_since(self.raised_at) >= STEP {
-            if now.duration_since(self.clean_since.max(self.raised_at)) >= CLEAN {
+            if now.duration_since(self.clean_since) >= CLEAN {
                 // The rate it leaves ran clean: one to come back to.
                 self.good = Some(self.rate);
             }
@@ -242,18 +240,15 @@ impl Pacer {
         let measured = self.accepted_rate(now);
         self.rate = if binding {
             match self.good.take() {
-                // Crept past a rate that ran clean: back to it. It ran [`CLEAN`] at that
-                // very rate (not merely since the last 429: probing steps every 2 s, and a
-                // step that had not met a 429 yet was taken for clean, so probing came back
-                // to 3 % over the limit). Just over a limit Graph accepts far less than the
-                // limit (each 429 costs a wait), so what it accepted then is no measure of
-                // it.
+                // Crept past a rate that ran clean: back under it. Just over a limit Graph
+                // accepts far less than the limit (each 429 costs a wait), so what it
+                // accepted then is no measure of it.
                 Some(good) if self.rate > good * UNDER => {
                     // What Graph accepted is what was learned, not the rate that ran clean:
                     // a limit's burst lets a rate a fifth over it run clean for seconds.
                     self.learned = Some(measured.map_or(good, |m| m.min(good)));
                     self.hold = (self.hold * 2).min(MAX_HOLD);
-                    good.clamp(FLOOR, self.ceiling)
+                    (good * UNDER).clamp(FLOOR, self.ceiling)
                 }
                 _ => {
                     self.hold = HOLD;
@@ -272,22 +267,6 @@ impl Pacer {
         self.cut_at = Some(now);
         self.raised_at = now;
         self.rate
-    }
-
-    /// A lone 429 (no other one within seconds) of a scope paced at a limit it learned:
-    /// arrivals uneven by a few tens of milliseconds meet a limit whose burst is one
-    /// request (1/s) when paced a few percent under it. The rate and the limit learned ease
-    /// by [`NUDGE`] and the hold starts over, so that probing stops where 429s stopped
-    /// (spaced 3 % under 1/s, 50 ms of jitter met a 429 every 14 requests, each costing a
-    /// slot). Nothing without a limit learned: there a lone 429 is a blip.
-    pub fn nudge(&mut self, now: Instant) {
-        let Some(learned) = self.learned else {
-            return;
-        };
-        self.learned = Some(learned * NUDGE);
-        self.rate = (self.rate * NUDGE).clamp(FLOOR, self.ceiling);
-        self.cut_at = Some(now);
-        self.raised_at = now;
     }
 
     /// Requests per second Graph accepted over the last [`WINDOW`] (or since the first
