@@ -299,6 +299,8 @@ struct State {
     narrowest_channel_interval: Duration,
     widest_channel_interval: Duration,
     channel_interval_set: Instant,
+    /// The last 429 of a channel's request, whatever it taught.
+    last_channel_429: Option<Instant>,
 }
 
 /// Whose limits the 429s of channel messages are read as.
@@ -348,6 +350,7 @@ impl Limiter {
                 narrowest_channel_interval: interval(channel_rps * CHANNEL_MARGIN),
                 widest_channel_interval: interval(channel_rps * CHANNEL_FLOOR),
                 channel_interval_set: now,
+                last_channel_429: None,
             }),
             turn: Notify::new(),
             requests: Arc::new(Semaphore::new(concurrency.max(1))),
@@ -507,9 +510,9 @@ impl Limiter {
                 .is_some_and(|b| p.sent - b <= state.channel_interval.mul_f64(AT_SPACING))
         });
         let lone = state
-            .recent
-            .back()
-            .is_none_or(|(at, _)| now.duration_since(*at) > REPEATED);
+            .last_channel_429
+            .is_none_or(|at| now.duration_since(at) > REPEATED);
+        state.last_channel_429 = Some(now);
         if spaced && lone && !first {
             state.widen_channels(now);
         }
@@ -786,10 +789,11 @@ impl State {
 
     /// Spaces every channel's requests [`CHANNEL_WIDEN`] wider, up to the widest.
     fn widen_channels(&mut self, now: Instant) {
+        // At the widest it stays there: the wait before it narrows starts over all the same.
+        self.channel_interval_set = now;
         let wider = self.channel_interval.mul_f64(CHANNEL_WIDEN);
         if wider <= self.widest_channel_interval && wider > self.channel_interval {
             self.channel_interval = wider;
-            self.channel_interval_set = now;
             tracing::debug!(
                 per_channel_requests_per_second = format!("{:.3}", 1.0 / wider.as_secs_f64()),
                 "A channel sent at its own spacing met a 429; spacing channels wider."

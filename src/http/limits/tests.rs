@@ -342,7 +342,7 @@ async fn a_lone_429_fences_but_cuts_no_rate() {
 /// A channel sent at its own spacing meets a 429: its own limit, met by a request that
 /// arrived early. Every channel is spaced a percent wider, never under 90 % of the
 /// configured rate, and narrows back after minutes without; 429s close together (a wider
-/// limit) widen nothing.
+/// limit, or any other 429 within seconds) widen nothing.
 #[tokio::test(start_paused = true)]
 async fn a_lone_429_of_a_channel_at_its_own_spacing_widens_every_channels_spacing() {
     let l = Limiter::new(100.0, 1.0, 10);
@@ -383,6 +383,15 @@ async fn a_lone_429_of_a_channel_at_its_own_spacing_widens_every_channels_spacin
     tokio::time::advance(Duration::from_secs(3)).await;
     drop(l.acquire(channel("t", "c")).await);
     l.throttled(channel("t", "c"), Some(Duration::from_millis(20)));
+    assert_eq!(spacing(&l), configured);
+    // Nor does one a second after another channel's first request met a 429 (which
+    // teaches the limits nothing, but is a 429 all the same).
+    tokio::time::advance(Duration::from_secs(6)).await;
+    drop(l.acquire(channel("t", "e")).await);
+    drop(l.acquire(channel("t", "f")).await);
+    l.throttled(channel("t", "f"), Some(Duration::from_millis(20)));
+    drop(l.acquire(channel("t", "e")).await);
+    l.throttled(channel("t", "e"), Some(Duration::from_millis(20)));
     assert_eq!(spacing(&l), configured);
 }
 
@@ -531,7 +540,7 @@ impl Bucket {
     fn admit(&mut self, left: Instant) -> Option<Duration> {
         let now = Instant::now();
         if let Some((decided, until)) = self.refused {
-            if left > decided + LATENCY / 2 && now < until {
+            if left >= decided + LATENCY / 2 && now < until {
                 self.violations += 1;
             }
         }
@@ -543,7 +552,13 @@ impl Bucket {
             None
         } else {
             let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.rate);
-            self.refused = Some((now, now + wait));
+            // A refusal within the wait of an earlier one keeps the earlier decision: a
+            // request that left after that one was read is inside the wait all the same.
+            let decided = match self.refused {
+                Some((decided, until)) if now < until => decided,
+                _ => now,
+            };
+            self.refused = Some((decided, now + wait));
             Some(wait)
         }
     }
