@@ -83,7 +83,7 @@ const CHANNEL_MARGIN: f64 = 0.97;
 /// wider from then on, down to [`CHANNEL_FLOOR`] of the configured rate. Spaced 3 % over
 /// Graph's 1/s, a request that reached Graph 31 ms sooner than the one before met a 429,
 /// and each 429 costs the channel a slot: 50 ms of arrival jitter took a long channel to
-/// 86 % of its rate, 95 % once its spacing followed.
+/// 85 % of its rate, 95 % once its spacing followed.
 const CHANNEL_WIDEN: f64 = 1.01;
 const CHANNEL_FLOOR: f64 = 0.9;
 /// After this long without widening, the spacing narrows back by a step: a 429 that had
